@@ -1,0 +1,301 @@
+"""The one exception hierarchy of lnc-client, and the mapping of server error texts onto it.
+
+Every layer raises from here: the sans-I/O protocol layer raises `InvalidFrameError` and
+`ProtocolError`, the connection raises `ConnectionError` and `TimeoutError`, and a server's
+ErrorResponse (control code 0xFF, a plain UTF-8 text, PROTOCOL.md §4.4) is turned into the
+matching class by `error_from_server_text`. The server's text is always kept verbatim in
+`LanceError.server_text`, and `LanceError.retryable` tells a caller (or the reconnect policy)
+whether the same request may succeed if it is tried again.
+
+`ConnectionError` and `TimeoutError` shadow the builtins inside this module on purpose: the
+names are part of the API users already know. They also inherit from the builtin classes, so
+`except OSError` and `except TimeoutError` (builtin) keep catching them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from enum import StrEnum
+from typing import ClassVar, Final
+
+__all__ = [
+    "AccessDeniedError",
+    "AuthenticationError",
+    "BackpressureError",
+    "ConnectionError",
+    "ForwardFailedError",
+    "FrameFault",
+    "InvalidFrameError",
+    "InvalidRequestError",
+    "InvalidTopicNameError",
+    "LanceError",
+    "NotLeaderError",
+    "ProtocolError",
+    "RateLimitedError",
+    "ReplicationError",
+    "ServerCatchingUpError",
+    "ServerError",
+    "ServerIOError",
+    "TimeoutError",
+    "TopicAlreadyExistsError",
+    "TopicNotFoundError",
+    "UnsupportedCommandError",
+    "error_from_server_text",
+    "validate_topic_name",
+]
+
+
+class LanceError(Exception):
+    """Base class of every error raised by lnc-client.
+
+    Attributes:
+        message: Human-readable description.
+        server_text: The server's ErrorResponse text, verbatim, when the error came from one.
+    """
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str = "", *, server_text: str | None = None) -> None:
+        super().__init__(message or server_text or type(self).__name__)
+        self.message = message or server_text or type(self).__name__
+        self.server_text = server_text
+
+    def is_retryable(self) -> bool:
+        """Return whether the failed operation may succeed if it is tried again."""
+        return self.retryable
+
+
+class ConnectionError(LanceError, builtins.ConnectionError):  # noqa: A001
+    """The connection could not be made, or was lost; in-flight requests have no answer."""
+
+    retryable = True
+
+
+class TimeoutError(LanceError, builtins.TimeoutError):  # noqa: A001
+    """A bounded wait (connect, request, ack, flush) ran out."""
+
+    retryable = True
+
+
+class ProtocolError(LanceError):
+    """The peer sent something this protocol does not allow at this point."""
+
+
+class FrameFault(StrEnum):
+    """Why a frame was rejected, in the order the real server checks (PROTOCOL.md §1.4)."""
+
+    PAYLOAD_TOO_LARGE = "payload too large"
+    BAD_MAGIC = "bad magic"
+    BAD_VERSION = "unsupported protocol version"
+    HEADER_CRC = "header CRC mismatch"
+    PAYLOAD_CRC = "payload CRC mismatch"
+    TRUNCATED = "truncated frame"
+
+
+class InvalidFrameError(ProtocolError):
+    """A frame failed validation; the byte stream cannot be trusted any longer.
+
+    Attributes:
+        fault: Which check failed.
+    """
+
+    def __init__(self, fault: FrameFault, detail: str = "") -> None:
+        super().__init__(f"invalid frame: {fault.value}{': ' + detail if detail else ''}")
+        self.fault = fault
+
+
+class UnsupportedCommandError(ProtocolError):
+    """The server does not know the control command (`Invalid client command`)."""
+
+
+class InvalidRequestError(ProtocolError):
+    """The server rejected a control payload as malformed (`Invalid ... payload`)."""
+
+
+class ServerError(LanceError):
+    """An ErrorResponse whose text matches no more specific class; the text is kept."""
+
+
+class ServerIOError(ServerError):
+    """The server failed to read or write its storage (`I/O error: ...`)."""
+
+
+class BackpressureError(LanceError):
+    """The server or the client-side buffer asks the producer to slow down."""
+
+    retryable = True
+
+
+class RateLimitedError(BackpressureError):
+    """The server's fetch rate limiter refused the request (`Rate limit exceeded`)."""
+
+
+class ServerCatchingUpError(LanceError):
+    """The requested offset lies past the server's end of the topic (CatchingUp, 0x12).
+
+    Attributes:
+        server_offset: The server's total bytes for the topic when it answered.
+    """
+
+    retryable = True
+
+    def __init__(self, server_offset: int = 0, message: str = "") -> None:
+        super().__init__(message or f"server is catching up (its end offset is {server_offset})")
+        self.server_offset = server_offset
+
+
+class TopicNotFoundError(LanceError):
+    """The topic does not exist on the server.
+
+    Attributes:
+        topic_id: The id or name asked for, when known.
+    """
+
+    def __init__(
+        self, topic_id: int | str | None = None, *, server_text: str | None = None
+    ) -> None:
+        described = f"topic {topic_id!r} not found" if topic_id is not None else "topic not found"
+        super().__init__(server_text or described, server_text=server_text)
+        self.topic_id = topic_id
+
+
+class TopicAlreadyExistsError(LanceError):
+    """A topic with that name exists already.
+
+    Attributes:
+        name: The topic name, when known.
+    """
+
+    def __init__(self, name: str | None = None, *, server_text: str | None = None) -> None:
+        super().__init__(server_text or f"topic {name!r} already exists", server_text=server_text)
+        self.name = name
+
+
+class InvalidTopicNameError(LanceError, ValueError):
+    """A topic name breaks the server's rule: non-empty, ASCII letters, digits and dashes.
+
+    Attributes:
+        name: The rejected name, when known.
+    """
+
+    def __init__(self, name: str | None = None, *, server_text: str | None = None) -> None:
+        super().__init__(
+            server_text
+            or f"invalid topic name {name!r}: only A-Z, a-z, 0-9 and '-' are allowed, "
+            "and it must not be empty",
+            server_text=server_text,
+        )
+        self.name = name
+
+
+class NotLeaderError(LanceError):
+    """The node is not the cluster leader (`NOT_LEADER: ...`).
+
+    Attributes:
+        leader_addr: The leader's `host:port` when the server named it, else None.
+    """
+
+    retryable = True
+
+    def __init__(self, leader_addr: str | None = None, *, server_text: str | None = None) -> None:
+        super().__init__(
+            server_text or f"not the leader (leader: {leader_addr or 'unknown'})",
+            server_text=server_text,
+        )
+        self.leader_addr = leader_addr
+
+
+class ForwardFailedError(LanceError):
+    """A follower could not forward the request to the leader (`FORWARD_FAILED: ...`)."""
+
+    retryable = True
+
+
+class ReplicationError(LanceError):
+    """The cluster failed to replicate a metadata change (`Failed to replicate ...`)."""
+
+    retryable = True
+
+
+class AccessDeniedError(LanceError):
+    """The server refused the operation for lack of authentication."""
+
+
+class AuthenticationError(AccessDeniedError):
+    """The server rejected the token sent with Authenticate (0x08)."""
+
+
+_TOPIC_NAME_RE: Final = re.compile(r"[A-Za-z0-9-]+")
+
+
+def validate_topic_name(name: str) -> None:
+    """Check a topic name against the server's rule before anything is sent.
+
+    Args:
+        name: The proposed topic name.
+
+    Raises:
+        InvalidTopicNameError: The name is empty or has a character outside `[A-Za-z0-9-]`.
+    """
+    if not isinstance(name, str) or _TOPIC_NAME_RE.fullmatch(name) is None:
+        raise InvalidTopicNameError(name if isinstance(name, str) else repr(name))
+
+
+_EXACT_TEXTS: Final[dict[str, type[LanceError]]] = {
+    "Unknown topic": TopicNotFoundError,
+    "Topic not found": TopicNotFoundError,
+    "Topic name required": InvalidTopicNameError,
+    "Invalid data: Topic name must not be empty": InvalidTopicNameError,
+    "Authentication required": AccessDeniedError,
+    "Invalid token": AuthenticationError,
+    "No token provided": AuthenticationError,
+    "Invalid token encoding": AuthenticationError,
+    "Invalid client command": UnsupportedCommandError,
+    "Authentication handled at connection level": UnsupportedCommandError,
+    "Rate limit exceeded": RateLimitedError,
+    "Fetch request payload required": InvalidRequestError,
+    "Protocol error: Fetch request payload too small": InvalidRequestError,
+    "Invalid create topic payload": InvalidRequestError,
+    "Invalid payload length": InvalidRequestError,
+    "Invalid set retention payload": InvalidRequestError,
+    "Invalid subscribe payload": InvalidRequestError,
+    "Invalid unsubscribe payload": InvalidRequestError,
+    "Invalid commit offset payload": InvalidRequestError,
+}
+
+_TOPIC_ID_NOT_FOUND_RE: Final = re.compile(r"(?:Configuration error: )?Topic (\d+) not found")
+_ALREADY_EXISTS_RE: Final = re.compile(r"Topic '(.*)' already exists", re.DOTALL)
+_INVALID_NAME_RE: Final = re.compile(r"Invalid data: Topic name '(.*)' contains invalid", re.DOTALL)
+_NOT_LEADER_RE: Final = re.compile(r"NOT_LEADER: redirect to (\S+)")
+
+
+def error_from_server_text(text: str) -> LanceError:
+    """Map an ErrorResponse text (PROTOCOL.md §4.4) to the matching exception.
+
+    Args:
+        text: The UTF-8 text of the ErrorResponse payload, verbatim.
+
+    Returns:
+        An instance of the most specific class; its `server_text` is `text`. Texts that match
+        no known pattern give a `ServerError`.
+    """
+    exact = _EXACT_TEXTS.get(text)
+    if exact is not None:
+        return exact(server_text=text)
+    if match := _TOPIC_ID_NOT_FOUND_RE.fullmatch(text):
+        return TopicNotFoundError(int(match.group(1)), server_text=text)
+    if match := _ALREADY_EXISTS_RE.fullmatch(text):
+        return TopicAlreadyExistsError(match.group(1), server_text=text)
+    if match := _INVALID_NAME_RE.match(text):
+        return InvalidTopicNameError(match.group(1), server_text=text)
+    if text.startswith("FORWARD_FAILED"):
+        return ForwardFailedError(server_text=text)
+    if text.startswith("NOT_LEADER"):
+        match = _NOT_LEADER_RE.match(text)
+        return NotLeaderError(match.group(1) if match else None, server_text=text)
+    if text.startswith("Failed to replicate"):
+        return ReplicationError(server_text=text)
+    if text.startswith("I/O error"):
+        return ServerIOError(server_text=text)
+    return ServerError(server_text=text)

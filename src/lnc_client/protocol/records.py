@@ -1,0 +1,376 @@
+"""TLV records: the record stream inside ingest payloads and fetch windows.
+
+Sans-I/O. The server stores payloads verbatim and never parses them (PROTOCOL.md §2.2), so the
+record layer is entirely the clients' agreement, with one constraint from the server's crash
+recovery (§2.9): after a crash it scans active segments as a chain of
+`[type u8][length u32 LE][value]` records, where type **0xFF** announces an *extended* 7-byte
+header `[0xFF][extended type u16 LE][length u32 LE]`, and cuts the file at the first record that
+runs past its end. A stream that breaks this rule can lose acknowledged data after a crash.
+
+Our choice for 0xFF: records of type `RecordType.NULL` (0xFF) are written and read in the
+extended 7-byte form, exactly as recovery reads them. `TlvRecord.null()` therefore encodes as
+`ff 0000 00000000`, never as the public spec's 5-byte `ff 00000000`, which recovery would misread
+and cut. A reader written against the public spec (lnc-client 0.2.9) would misparse our nulls;
+that is the price of never losing data, and `docs/protocol.md` says so.
+
+Data flows like this:
+
+* **Out:** `encode_values` (many values of one type, the producer's hot path), `encode_records`
+  (typed `TlvRecord`s), or `TlvRecord.encode`. `compress_records` wraps an encoded stream into
+  one record of type `RecordType.LNC_COMPRESSED` (LZ4 block, see `CompressionCodec`).
+* **In:** `decode_stream(buffer)` returns the complete records at the start of the buffer and how
+  many bytes they used; a fetch window that cuts a record in half leaves that record's bytes for
+  the caller to carry into the next window (§5). Compressed envelopes are opened transparently.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from itertools import chain, repeat
+from typing import Final
+
+import lz4.block
+
+from lnc_client.errors import ProtocolError
+
+__all__ = [
+    "EXTENDED_HEADER_SIZE",
+    "RECORD_HEADER_SIZE",
+    "CompressionCodec",
+    "RecordType",
+    "TlvRecord",
+    "compress_records",
+    "decode_records",
+    "decode_stream",
+    "encode_records",
+    "encode_values",
+]
+
+RECORD_HEADER_SIZE: Final = 5
+EXTENDED_HEADER_SIZE: Final = 7
+_MAX_VALUE: Final = 0xFFFFFFFF
+
+_HEADER: Final = struct.Struct("<BI")
+_EXTENDED: Final = struct.Struct("<BHI")
+_KEY_LEN: Final = struct.Struct("<H")
+_TIMESTAMP: Final = struct.Struct("<Q")
+_KEY_TS: Final = struct.Struct("<HQ")
+_ENVELOPE: Final = struct.Struct("<BI")
+
+
+class RecordType(IntEnum):
+    """Record type byte: the public LWP table, plus this library's compressed envelope."""
+
+    RESERVED = 0x00
+    RAW_DATA = 0x01
+    JSON = 0x02
+    MSGPACK = 0x03
+    PROTOBUF = 0x04
+    AVRO = 0x05
+    KEY_VALUE = 0x10
+    TIMESTAMPED = 0x11
+    KEY_TIMESTAMPED = 0x12
+    LNC_COMPRESSED = 0xC0
+    """lnc-client's compressed envelope, in the user-defined range 0x80-0xFE."""
+    NULL = 0xFF
+    """Written and read with the extended 7-byte header (see the module docstring)."""
+
+
+class CompressionCodec(IntEnum):
+    """The codec byte that opens a `RecordType.LNC_COMPRESSED` value."""
+
+    LZ4_BLOCK = 0x01
+
+
+@dataclass(frozen=True, slots=True)
+class TlvRecord:
+    """One TLV record.
+
+    Attributes:
+        record_type: The type byte (a `RecordType` or a user-defined value 0x80-0xFE).
+        value: The record's value bytes.
+        extended_type: For type 0xFF only: the u16 of the extended header.
+    """
+
+    record_type: int
+    value: bytes
+    extended_type: int = 0
+
+    @property
+    def total_size(self) -> int:
+        """Bytes this record takes on the wire, header included."""
+        header = EXTENDED_HEADER_SIZE if self.record_type == RecordType.NULL else RECORD_HEADER_SIZE
+        return header + len(self.value)
+
+    @property
+    def is_null(self) -> bool:
+        """Whether this is a NULL (tombstone) record."""
+        return self.record_type == RecordType.NULL
+
+    def encode(self) -> bytes:
+        """Return the record's wire bytes (the extended header for type 0xFF)."""
+        if not 0 <= self.record_type <= 0xFF:
+            raise ValueError(f"record type {self.record_type} does not fit in a byte")
+        if len(self.value) > _MAX_VALUE:
+            raise ValueError("a record value is limited to 4 GiB - 1 bytes")
+        if self.record_type == RecordType.NULL:
+            return _EXTENDED.pack(0xFF, self.extended_type, len(self.value)) + self.value
+        return _HEADER.pack(self.record_type, len(self.value)) + self.value
+
+    @classmethod
+    def raw(cls, data: bytes) -> TlvRecord:
+        """Return a RAW_DATA (0x01) record."""
+        return cls(RecordType.RAW_DATA, bytes(data))
+
+    @classmethod
+    def json(cls, data: bytes) -> TlvRecord:
+        """Return a JSON (0x02) record from already-encoded JSON bytes."""
+        return cls(RecordType.JSON, bytes(data))
+
+    @classmethod
+    def json_value(cls, value: object) -> TlvRecord:
+        """Return a JSON (0x02) record holding `value` encoded compactly as UTF-8 JSON."""
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return cls(RecordType.JSON, text.encode())
+
+    @classmethod
+    def key_value(cls, key: str | bytes, value: bytes) -> TlvRecord:
+        """Return a KEY_VALUE (0x10) record: u16 LE key length, key, value."""
+        key_bytes = key.encode() if isinstance(key, str) else bytes(key)
+        if len(key_bytes) > 0xFFFF:
+            raise ValueError("a key is limited to 65535 bytes")
+        return cls(RecordType.KEY_VALUE, _KEY_LEN.pack(len(key_bytes)) + key_bytes + value)
+
+    @classmethod
+    def timestamped(cls, timestamp_ns: int, data: bytes) -> TlvRecord:
+        """Return a TIMESTAMPED (0x11) record: u64 LE nanoseconds, data."""
+        return cls(RecordType.TIMESTAMPED, _TIMESTAMP.pack(timestamp_ns) + data)
+
+    @classmethod
+    def key_timestamped(cls, key: str | bytes, timestamp_ns: int, data: bytes) -> TlvRecord:
+        """Return a KEY_TIMESTAMPED (0x12) record: u16 LE key length, key, u64 LE ns, data."""
+        key_bytes = key.encode() if isinstance(key, str) else bytes(key)
+        if len(key_bytes) > 0xFFFF:
+            raise ValueError("a key is limited to 65535 bytes")
+        return cls(
+            RecordType.KEY_TIMESTAMPED,
+            _KEY_LEN.pack(len(key_bytes)) + key_bytes + _TIMESTAMP.pack(timestamp_ns) + data,
+        )
+
+    @classmethod
+    def null(cls) -> TlvRecord:
+        """Return a NULL (0xFF) record, written with the extended header."""
+        return cls(RecordType.NULL, b"")
+
+    def as_key_value(self) -> tuple[str, bytes]:
+        """Split a KEY_VALUE record into (key, value).
+
+        Raises:
+            ProtocolError: The record is not KEY_VALUE or its key length runs past the value.
+        """
+        key, value = self._split_key(RecordType.KEY_VALUE, 0)
+        return key.decode(), value
+
+    def as_timestamped(self) -> tuple[int, bytes]:
+        """Split a TIMESTAMPED record into (timestamp_ns, data).
+
+        Raises:
+            ProtocolError: The record is not TIMESTAMPED or is shorter than 8 bytes.
+        """
+        if self.record_type != RecordType.TIMESTAMPED or len(self.value) < _TIMESTAMP.size:
+            raise ProtocolError(f"not a TIMESTAMPED record: type {self.record_type:#04x}")
+        return _TIMESTAMP.unpack_from(self.value)[0], self.value[_TIMESTAMP.size :]
+
+    def as_key_timestamped(self) -> tuple[str, int, bytes]:
+        """Split a KEY_TIMESTAMPED record into (key, timestamp_ns, data).
+
+        Raises:
+            ProtocolError: The record is not KEY_TIMESTAMPED or is malformed.
+        """
+        key, rest = self._split_key(RecordType.KEY_TIMESTAMPED, _TIMESTAMP.size)
+        return key.decode(), _TIMESTAMP.unpack_from(rest)[0], rest[_TIMESTAMP.size :]
+
+    def as_json(self) -> object:
+        """Parse the value as UTF-8 JSON.
+
+        Raises:
+            ValueError: The value is not valid JSON.
+        """
+        return json.loads(self.value)
+
+    def _split_key(self, expected: RecordType, extra: int) -> tuple[bytes, bytes]:
+        value = self.value
+        if self.record_type != expected or len(value) < _KEY_LEN.size:
+            raise ProtocolError(f"not a {expected.name} record: type {self.record_type:#04x}")
+        (key_length,) = _KEY_LEN.unpack_from(value)
+        end = _KEY_LEN.size + key_length
+        if end + extra > len(value):
+            raise ProtocolError(f"{expected.name} record: key length {key_length} runs past value")
+        return value[_KEY_LEN.size : end], value[end:]
+
+
+def encode_values(values: Sequence[bytes], record_type: int = RecordType.RAW_DATA) -> bytes:
+    """Encode many values of one type into a TLV stream, without per-record Python objects.
+
+    This is the producer's hot path: all iteration happens inside C (`bytes.join`, `map`).
+
+    Args:
+        values: The record values.
+        record_type: The type byte for every record; 0xFF is not allowed here (use
+            `encode_records` with `TlvRecord.null()`).
+
+    Raises:
+        ValueError: An unsupported record type.
+    """
+    if not 0 <= record_type < 0xFF:
+        raise ValueError(f"encode_values takes record types 0x00-0xFE, not {record_type:#x}")
+    if not values:
+        return b""
+    first_length = len(values[0])
+    lengths = list(map(len, values))
+    if lengths.count(first_length) == len(lengths):
+        header = _HEADER.pack(record_type, first_length)
+        return header + header.join(values)
+    headers = map(_HEADER.pack, repeat(record_type, len(values)), lengths)
+    return b"".join(chain.from_iterable(zip(headers, values, strict=True)))
+
+
+def encode_records(records: Iterable[TlvRecord]) -> bytes:
+    """Encode typed records into one TLV stream."""
+    return b"".join(record.encode() for record in records)
+
+
+def compress_records(
+    stream: bytes, *, codec: CompressionCodec = CompressionCodec.LZ4_BLOCK
+) -> bytes:
+    """Wrap an encoded TLV stream into one `LNC_COMPRESSED` record.
+
+    The envelope value is `[codec u8][uncompressed length u32 LE][compressed body]`; for
+    `LZ4_BLOCK` the body is a raw LZ4 block without its own size prefix. The envelope is an
+    ordinary TLV record, so the server's crash recovery and any TLV scanner step over it.
+
+    Args:
+        stream: An encoded TLV stream (it must not itself contain envelopes).
+        codec: The compression codec.
+
+    Returns:
+        The envelope record's bytes.
+    """
+    body: bytes = lz4.block.compress(stream, store_size=False)
+    value_length = _ENVELOPE.size + len(body)
+    return (
+        _HEADER.pack(RecordType.LNC_COMPRESSED, value_length)
+        + _ENVELOPE.pack(codec, len(stream))
+        + body
+    )
+
+
+def _open_envelope(value: bytes) -> list[TlvRecord]:
+    if len(value) < _ENVELOPE.size:
+        raise ProtocolError("compressed record shorter than its 5-byte envelope header")
+    codec, size = _ENVELOPE.unpack_from(value)
+    if codec != CompressionCodec.LZ4_BLOCK:
+        raise ProtocolError(f"unknown compression codec {codec:#04x}")
+    try:
+        inner: bytes = lz4.block.decompress(value[_ENVELOPE.size :], uncompressed_size=size)
+    except lz4.block.LZ4BlockError as error:
+        raise ProtocolError(f"corrupt LZ4 block in compressed record: {error}") from None
+    if len(inner) != size:
+        raise ProtocolError("compressed record: decompressed size differs from its header")
+    records, used = decode_stream(inner, decompress=False)
+    if used != len(inner):
+        raise ProtocolError("compressed record: inner stream ends inside a record")
+    if any(record.record_type == RecordType.LNC_COMPRESSED for record in records):
+        raise ProtocolError("compressed record: nested envelopes are not allowed")
+    return records
+
+
+_COMPRESSED_TYPE: Final = int(RecordType.LNC_COMPRESSED)
+_EXTENDED_TYPE: Final = int(RecordType.NULL)
+_new_record = object.__new__
+_set_type: Callable[[TlvRecord, int], None] = vars(TlvRecord)["record_type"].__set__
+_set_value: Callable[[TlvRecord, bytes], None] = vars(TlvRecord)["value"].__set__
+_set_extended: Callable[[TlvRecord, int], None] = vars(TlvRecord)["extended_type"].__set__
+
+
+def _record(record_type: int, value: bytes, extended_type: int = 0) -> TlvRecord:
+    record = _new_record(TlvRecord)
+    _set_type(record, record_type)
+    _set_value(record, value)
+    _set_extended(record, extended_type)
+    return record
+
+
+def decode_stream(
+    buffer: bytes | bytearray | memoryview,
+    *,
+    decompress: bool = True,
+    max_records: int | None = None,
+) -> tuple[list[TlvRecord], int]:
+    """Decode the complete records at the start of `buffer`.
+
+    A record whose header or value runs past the end of the buffer is left alone: its bytes
+    (from the returned `used` onwards) belong to the next fetch window.
+
+    Args:
+        buffer: A TLV stream, possibly cut anywhere at its end. Anything but `bytes` is copied
+            once, so that every record value is an independent `bytes` object.
+        decompress: Open `LNC_COMPRESSED` envelopes and return the records inside them.
+        max_records: Stop after this many outer records (None for no limit).
+
+    Returns:
+        The records, and how many bytes of `buffer` they used.
+
+    Raises:
+        ProtocolError: A compressed envelope is corrupt.
+    """
+    if not isinstance(buffer, bytes):
+        buffer = bytes(buffer)
+    records: list[TlvRecord] = []
+    append = records.append
+    unpack = _HEADER.unpack_from
+    end = len(buffer)
+    pos = 0
+    remaining = -1 if max_records is None else max_records
+    while remaining and end - pos >= RECORD_HEADER_SIZE:
+        record_type, length = unpack(buffer, pos)
+        start = pos + RECORD_HEADER_SIZE
+        extended = 0
+        if record_type == _EXTENDED_TYPE:
+            if end - pos < EXTENDED_HEADER_SIZE:
+                break
+            _, extended, length = _EXTENDED.unpack_from(buffer, pos)
+            start = pos + EXTENDED_HEADER_SIZE
+        stop = start + length
+        if stop > end:
+            break
+        if record_type == _COMPRESSED_TYPE and decompress:
+            records += _open_envelope(buffer[start:stop])
+        else:
+            append(_record(record_type, buffer[start:stop], extended))
+        pos = stop
+        remaining -= 1
+    return records, pos
+
+
+def decode_records(payload: bytes, expected_count: int | None = None) -> list[TlvRecord]:
+    """Decode a complete TLV payload.
+
+    Args:
+        payload: A whole TLV stream (one ingest payload, for example).
+        expected_count: If given, the number of records the payload must hold.
+
+    Raises:
+        ProtocolError: The payload ends inside a record, or holds another number of records
+            than expected. (lnc-client 0.2.9 silently dropped a truncated tail.)
+    """
+    records, used = decode_stream(payload)
+    if used != len(payload):
+        raise ProtocolError(f"TLV payload ends inside a record at byte {used} of {len(payload)}")
+    if expected_count is not None and len(records) != expected_count:
+        raise ProtocolError(f"expected {expected_count} records, found {len(records)}")
+    return records
