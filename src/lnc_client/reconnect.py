@@ -1,0 +1,213 @@
+"""Keeping a connection: reconnects with backoff over seed addresses, retries and redirects.
+
+A `ConnectionManager` belongs to one client object (Producer, StandaloneConsumer, LanceClient)
+and holds that object's current `Connection`. `get()` returns it, or opens a new one: the seed
+addresses are tried in turn (a leader named by `NOT_LEADER: redirect to <addr>` first), each
+attempt resolving DNS afresh, with exponential backoff and jitter between rounds
+(`ReconnectConfig`). `call(op)` runs an operation on the current connection and retries it when
+the error is retryable (`LanceError.retryable`: lost connections, timeouts, `FORWARD_FAILED`,
+`Rate limit exceeded`, CatchingUp, NOT_LEADER), always within the caller's deadline.
+
+`on_connect` lets the owner re-establish its state on every new connection (the Producer
+resends its un-acked batches there); authentication already happens inside `Connection.open`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import TypeVar
+
+from lnc_client.config import Address, ConnectionOptions, ReconnectConfig, parse_address
+from lnc_client.connection import Connection
+from lnc_client.errors import (
+    AuthenticationError,
+    ConnectionError,
+    LanceError,
+    NotLeaderError,
+    TimeoutError,
+)
+
+__all__ = ["ConnectionManager"]
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ConnectionManager:
+    """The current connection of one client object, reopened on demand.
+
+    Args:
+        addresses: Seed addresses, tried in order; at least one.
+        options: Per-connection options.
+        reconnect: Backoff between failed attempts.
+        auto_reconnect: When False, a lost connection is not reopened and `call` never
+            retries: errors reach the caller at once.
+        on_backpressure: Passed to every connection.
+        on_connect: Awaited with each new connection before it is handed out.
+    """
+
+    def __init__(
+        self,
+        addresses: Sequence[str | Address],
+        options: ConnectionOptions,
+        reconnect: ReconnectConfig,
+        *,
+        auto_reconnect: bool = True,
+        on_backpressure: Callable[[], None] | None = None,
+        on_connect: Callable[[Connection], Awaitable[None]] | None = None,
+    ) -> None:
+        if not addresses:
+            raise ValueError("at least one address is needed")
+        self._seeds = [parse_address(a) for a in addresses]
+        self._leader: Address | None = None
+        self.options = options
+        self.reconnect = reconnect
+        self.auto_reconnect = auto_reconnect
+        self._on_backpressure = on_backpressure
+        self._on_connect = on_connect
+        self._current: Connection | None = None
+        self._opened_once = False
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.reconnects = 0
+
+    @property
+    def current(self) -> Connection | None:
+        """The open connection, if there is one."""
+        conn = self._current
+        return conn if conn is not None and conn.is_open else None
+
+    def _candidates(self) -> list[Address]:
+        if self._leader is None:
+            return list(self._seeds)
+        return [self._leader, *(a for a in self._seeds if a != self._leader)]
+
+    def redirect(self, leader_addr: str | None) -> None:
+        """Prefer `leader_addr` (from `NOT_LEADER: redirect to <addr>`) on the next connect."""
+        if leader_addr:
+            self._leader = parse_address(leader_addr)
+        if self._current is not None:
+            self._current.abort(ConnectionError("following the leader redirect"))
+
+    async def get(self, *, deadline: float | None = None) -> Connection:
+        """Return the open connection, connecting (with backoff) when there is none.
+
+        Args:
+            deadline: Loop time after which to give up (default: connect timeout per attempt
+                and `max_attempts` rounds, or forever when `max_attempts` is 0).
+
+        Raises:
+            ConnectionError: Closed manager, auto_reconnect off after a loss, attempts used up.
+            TimeoutError: The deadline passed.
+            AuthenticationError: The server refused the token (never retried).
+        """
+        conn = self.current
+        if conn is not None:
+            return conn
+        async with self._lock:
+            conn = self.current
+            if conn is not None:
+                return conn
+            if self._closed:
+                raise ConnectionError("the client is closed")
+            if self._opened_once and not self.auto_reconnect:
+                failure = self._current.failure if self._current is not None else None
+                raise ConnectionError(f"connection lost and auto_reconnect is off: {failure}")
+            conn = await self._open(deadline)
+            self._current = conn
+            if self._opened_once:
+                self.reconnects += 1
+            self._opened_once = True
+            if self._on_connect is not None:
+                await self._on_connect(conn)
+            return conn
+
+    async def _open(self, deadline: float | None) -> Connection:
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        last_error: LanceError | None = None
+        while True:
+            for address in self._candidates():
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise _timed_out(last_error)
+                options = self.options
+                if remaining is not None and remaining < options.connect_timeout_s:
+                    options = _with_connect_timeout(options, remaining)
+                try:
+                    return await Connection.open(
+                        address, options, on_backpressure=self._on_backpressure
+                    )
+                except AuthenticationError:
+                    raise
+                except LanceError as error:
+                    if not error.retryable:
+                        raise
+                    last_error = error
+                    _log.info("connecting to %s failed: %s", address, error)
+            if not self.auto_reconnect and not self._opened_once:
+                assert last_error is not None
+                raise last_error
+            attempt += 1
+            if self.reconnect.max_attempts and attempt >= self.reconnect.max_attempts:
+                raise ConnectionError(f"gave up after {attempt} rounds: {last_error}")
+            delay = self.reconnect.delay_for_attempt(attempt - 1)
+            if deadline is not None:
+                delay = min(delay, max(0.0, deadline - loop.time()))
+            await asyncio.sleep(delay)
+
+    async def call(
+        self, operation: Callable[[Connection], Awaitable[T]], *, timeout: float | None = None
+    ) -> T:
+        """Run `operation` on the connection, reconnecting and retrying retryable errors.
+
+        Args:
+            operation: An awaitable factory taking the connection (e.g. an `operations` call).
+            timeout: Overall bound, retries included (default: the request timeout).
+
+        Raises:
+            LanceError: The last error, when it is not retryable, auto_reconnect is off, or the
+                time is up.
+        """
+        loop = asyncio.get_running_loop()
+        limit = self.options.request_timeout_s if timeout is None else timeout
+        deadline = loop.time() + limit
+        attempt = 0
+        while True:
+            conn = await self.get(deadline=deadline)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await operation(conn)
+            except NotLeaderError as error:
+                self.redirect(error.leader_addr)
+                last: LanceError = error
+            except LanceError as error:
+                if not error.retryable or not self.auto_reconnect:
+                    raise
+                last = error
+            except builtins.TimeoutError as error:
+                raise _timed_out(None) from error
+            delay = self.reconnect.delay_for_attempt(attempt)
+            attempt += 1
+            if loop.time() + delay >= deadline:
+                raise last
+            await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        """Close the current connection; `get` refuses from now on."""
+        self._closed = True
+        if self._current is not None:
+            await self._current.close()
+
+
+def _timed_out(last_error: LanceError | None) -> LanceError:
+    detail = f" (last error: {last_error})" if last_error is not None else ""
+    return TimeoutError(f"deadline passed{detail}")
+
+
+def _with_connect_timeout(options: ConnectionOptions, seconds: float) -> ConnectionOptions:
+    return replace(options, connect_timeout_s=seconds)
