@@ -17,7 +17,10 @@ from __future__ import annotations
 import builtins
 import re
 from enum import StrEnum
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
+
+if TYPE_CHECKING:
+    from lnc_client.protocol.frame import Frame
 
 __all__ = [
     "AccessDeniedError",
@@ -98,11 +101,17 @@ class InvalidFrameError(ProtocolError):
 
     Attributes:
         fault: Which check failed.
+        frames: The complete, valid frames that the same decoder call produced before the
+            fault, in order. The real server still acts on frames that precede a fault in a
+            read (PROTOCOL.md §1.4), so a server or client can do the same with these.
     """
 
-    def __init__(self, fault: FrameFault, detail: str = "") -> None:
+    def __init__(
+        self, fault: FrameFault, detail: str = "", *, frames: tuple[Frame, ...] = ()
+    ) -> None:
         super().__init__(f"invalid frame: {fault.value}{': ' + detail if detail else ''}")
         self.fault = fault
+        self.frames = frames
 
 
 class UnsupportedCommandError(ProtocolError):

@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from lnc_client.errors import InvalidRequestError, LanceError, ProtocolError, error_from_server_text
+from lnc_client.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    InvalidTopicNameError,
+    LanceError,
+    ProtocolError,
+    error_from_server_text,
+)
 
 __all__ = [
     "TAIL_OFFSET",
@@ -51,13 +58,16 @@ __all__ = [
     "encode_auth_response",
     "encode_catching_up",
     "encode_consumer_offset",
+    "encode_error_response",
     "encode_fetch_response",
     "fetch_payload",
     "parse_auth_response",
+    "parse_authenticate_request",
     "parse_catching_up",
     "parse_cluster_status",
     "parse_commit_ack",
     "parse_commit_offset_request",
+    "parse_create_topic_request",
     "parse_create_topic_with_retention_request",
     "parse_deleted",
     "parse_error_response",
@@ -94,6 +104,7 @@ _SUBSCRIBE: Final = struct.Struct("<IQIQ")
 _UNSUBSCRIBE: Final = struct.Struct("<IQ")
 _COMMIT: Final = struct.Struct("<IQQ")
 _CONSUMER_OFFSET: Final = struct.Struct("<QQ")
+_U64_MAX: Final = 0xFFFFFFFFFFFFFFFF
 
 
 def _compact(value: object, *, sort_keys: bool) -> bytes:
@@ -359,7 +370,7 @@ def commit_offset_payload(topic_id: int, consumer_id: int, offset: int) -> bytes
 def _load_object(payload: bytes | memoryview, what: str) -> dict[str, object]:
     try:
         value = json.loads(bytes(payload))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (ValueError, RecursionError) as error:
         raise ProtocolError(f"{what}: response is not JSON: {error}") from None
     if not isinstance(value, dict):
         raise ProtocolError(f"{what}: expected a JSON object, got {type(value).__name__}")
@@ -368,8 +379,8 @@ def _load_object(payload: bytes | memoryview, what: str) -> dict[str, object]:
 
 def _int(obj: Mapping[str, object], key: str, what: str) -> int:
     value = obj.get(key)
-    if type(value) is not int or value < 0:
-        raise ProtocolError(f"{what}: {key!r} must be a non-negative integer, got {value!r}")
+    if type(value) is not int or not 0 <= value <= _U64_MAX:
+        raise ProtocolError(f"{what}: {key!r} must be an integer in 0..2**64-1, got {value!r}")
     return value
 
 
@@ -396,6 +407,8 @@ def _topic_from(obj: Mapping[str, object], what: str) -> TopicInfo:
     if "max_age_secs" in obj or "max_bytes" in obj:
         retention = RetentionInfo(_int(obj, "max_age_secs", what), _int(obj, "max_bytes", what))
     nested = obj.get("retention")
+    if nested is not None and not isinstance(nested, dict):
+        raise ProtocolError(f"{what}: 'retention' must be an object or null")
     if isinstance(nested, dict):
         retention = RetentionInfo(
             _int(nested, "max_age_secs", what), _int(nested, "max_bytes", what)
@@ -525,6 +538,36 @@ def parse_error_response(payload: bytes | memoryview) -> LanceError:
 
 
 # --- request parsers (server) -------------------------------------------------------------
+
+
+def parse_create_topic_request(payload: bytes | memoryview) -> str:
+    """CreateTopic: the name, decoded lossily as UTF-8 as the server does.
+
+    Raises:
+        InvalidTopicNameError: An empty payload (`Topic name required`). The name's characters
+            are not checked here; use `validate_topic_name`.
+    """
+    if not payload:
+        raise InvalidTopicNameError(server_text="Topic name required")
+    return bytes(payload).decode("utf-8", "replace")
+
+
+def parse_authenticate_request(payload: bytes | memoryview) -> str:
+    """Authenticate: the token as UTF-8.
+
+    The server answers the failures below with an AuthenticateResponse (status 0 and the
+    error's `server_text`), not with an ErrorResponse (PROTOCOL.md §4.6).
+
+    Raises:
+        AuthenticationError: `No token provided` for an empty payload, `Invalid token
+            encoding` when it is not UTF-8.
+    """
+    if not payload:
+        raise AuthenticationError(server_text="No token provided")
+    try:
+        return bytes(payload).decode()
+    except UnicodeDecodeError:
+        raise AuthenticationError(server_text="Invalid token encoding") from None
 
 
 def parse_topic_id_request(payload: bytes | memoryview) -> int:
@@ -666,3 +709,8 @@ def encode_consumer_offset(consumer_id: int, offset: int) -> bytes:
 def encode_auth_response(result: AuthResult) -> bytes:
     """AuthenticateResponse payload: status byte, then the text."""
     return bytes((1 if result.ok else 0,)) + result.message.encode()
+
+
+def encode_error_response(text: str) -> bytes:
+    """ErrorResponse (0xFF) payload: the text as plain UTF-8, no JSON (§4.4)."""
+    return text.encode()

@@ -491,13 +491,12 @@ class FrameDecoder:
         """Account for `nbytes` written into the last `get_buffer` and return new frames.
 
         Raises:
-            InvalidFrameError: A framing fault; the decoder stays failed.
+            InvalidFrameError: A framing fault; the decoder stays failed. Its `frames` holds
+                the valid frames this call decoded before the fault.
         """
-        self._end += nbytes
+        self._raise_if_failed()
         frames: list[Frame] = []
-        self._start = self._parse(self._buf, self._start, self._end, frames)
-        if self._start == self._end and not self._exported:
-            self._start = self._end = 0
+        self._advance(nbytes, frames)
         return frames
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
@@ -507,7 +506,8 @@ class FrameDecoder:
         copied into the decoder's buffer.
 
         Raises:
-            InvalidFrameError: A framing fault; the decoder stays failed.
+            InvalidFrameError: A framing fault; the decoder stays failed. Its `frames` holds
+                the valid frames this call decoded before the fault.
         """
         self._raise_if_failed()
         frames: list[Frame] = []
@@ -519,8 +519,14 @@ class FrameDecoder:
             take = min(len(space), len(rest))
             space[:take] = rest[:take]
             rest = rest[take:]
-            frames += self.buffer_updated(take)
+            self._advance(take, frames)
         return frames
+
+    def _advance(self, nbytes: int, frames: list[Frame]) -> None:
+        self._end += nbytes
+        self._start = self._parse(self._buf, self._start, self._end, frames)
+        if self._start == self._end and not self._exported:
+            self._start = self._end = 0
 
     def _relocate(self) -> None:
         pending = bytes(self._buf[self._start : self._end])
@@ -534,9 +540,10 @@ class FrameDecoder:
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
-            raise self._failure
+            raise InvalidFrameError(self._failure.fault, "the stream failed earlier")
 
-    def _fail(self, error: InvalidFrameError) -> InvalidFrameError:
+    def _fail(self, error: InvalidFrameError, frames: list[Frame]) -> InvalidFrameError:
+        error.frames = tuple(frames)
         self._failure = error
         return error
 
@@ -546,12 +553,12 @@ class FrameDecoder:
             (length,) = _U32.unpack_from(view, pos + _PAYLOAD_LENGTH_AT)
             if length > limit:
                 raise self._fail(
-                    InvalidFrameError(FrameFault.PAYLOAD_TOO_LARGE, f"{length} > {limit}")
+                    InvalidFrameError(FrameFault.PAYLOAD_TOO_LARGE, f"{length} > {limit}"), out
                 )
             try:
                 header = _decode_header(view, pos)
             except InvalidFrameError as error:
-                raise self._fail(error) from None
+                raise self._fail(error, out) from None
             total = HEADER_SIZE + length
             if end - pos < total:
                 self._need = total
@@ -559,7 +566,7 @@ class FrameDecoder:
             if length:
                 payload: memoryview | bytes = view[pos + HEADER_SIZE : pos + total]
                 if zlib.crc32(payload) != header.payload_crc:
-                    raise self._fail(InvalidFrameError(FrameFault.PAYLOAD_CRC))
+                    raise self._fail(InvalidFrameError(FrameFault.PAYLOAD_CRC), out)
                 if view is self._buf:
                     self._exported = True
             else:

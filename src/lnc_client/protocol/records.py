@@ -60,6 +60,9 @@ _KEY_LEN: Final = struct.Struct("<H")
 _TIMESTAMP: Final = struct.Struct("<Q")
 _KEY_TS: Final = struct.Struct("<HQ")
 _ENVELOPE: Final = struct.Struct("<BI")
+_LZ4_MAX_RATIO: Final = 255
+"""An LZ4 block expands at most ~255-fold, so a larger declared size is corrupt (and would
+otherwise make the decoder allocate up to 4 GiB before failing)."""
 
 
 class RecordType(IntEnum):
@@ -170,10 +173,11 @@ class TlvRecord:
         """Split a KEY_VALUE record into (key, value).
 
         Raises:
-            ProtocolError: The record is not KEY_VALUE or its key length runs past the value.
+            ProtocolError: The record is not KEY_VALUE, its key length runs past the value,
+                or the key is not UTF-8.
         """
         key, value = self._split_key(RecordType.KEY_VALUE, 0)
-        return key.decode(), value
+        return _decode_key(key), value
 
     def as_timestamped(self) -> tuple[int, bytes]:
         """Split a TIMESTAMPED record into (timestamp_ns, data).
@@ -189,10 +193,11 @@ class TlvRecord:
         """Split a KEY_TIMESTAMPED record into (key, timestamp_ns, data).
 
         Raises:
-            ProtocolError: The record is not KEY_TIMESTAMPED or is malformed.
+            ProtocolError: The record is not KEY_TIMESTAMPED or is malformed (including a key
+                that is not UTF-8).
         """
         key, rest = self._split_key(RecordType.KEY_TIMESTAMPED, _TIMESTAMP.size)
-        return key.decode(), _TIMESTAMP.unpack_from(rest)[0], rest[_TIMESTAMP.size :]
+        return _decode_key(key), _TIMESTAMP.unpack_from(rest)[0], rest[_TIMESTAMP.size :]
 
     def as_json(self) -> object:
         """Parse the value as UTF-8 JSON.
@@ -211,6 +216,13 @@ class TlvRecord:
         if end + extra > len(value):
             raise ProtocolError(f"{expected.name} record: key length {key_length} runs past value")
         return value[_KEY_LEN.size : end], value[end:]
+
+
+def _decode_key(key: bytes) -> str:
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        raise ProtocolError(f"record key is not UTF-8: {key!r}") from None
 
 
 def encode_values(values: Sequence[bytes], record_type: int = RecordType.RAW_DATA) -> bytes:
@@ -275,6 +287,11 @@ def _open_envelope(value: bytes) -> list[TlvRecord]:
     codec, size = _ENVELOPE.unpack_from(value)
     if codec != CompressionCodec.LZ4_BLOCK:
         raise ProtocolError(f"unknown compression codec {codec:#04x}")
+    body_length = len(value) - _ENVELOPE.size
+    if size > _LZ4_MAX_RATIO * body_length:
+        raise ProtocolError(
+            f"compressed record claims {size} bytes from a {body_length}-byte LZ4 block"
+        )
     try:
         inner: bytes = lz4.block.decompress(value[_ENVELOPE.size :], uncompressed_size=size)
     except lz4.block.LZ4BlockError as error:
