@@ -1,0 +1,309 @@
+"""TLV records: typed helpers, the batch encoder, partial-tail decoding and compressed envelopes."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+
+import lz4.block
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lnc_client.errors import ProtocolError
+from lnc_client.protocol.records import (
+    EXTENDED_HEADER_SIZE,
+    RECORD_HEADER_SIZE,
+    CompressionCodec,
+    RecordType,
+    TlvRecord,
+    compress_records,
+    decode_records,
+    decode_stream,
+    encode_records,
+    encode_values,
+)
+
+VALUES = st.binary(max_size=64)
+KEYS = st.text(max_size=20)
+U64 = st.integers(0, 2**64 - 1)
+ORDINARY_TYPES = st.integers(0, 0xFE).filter(lambda t: t != RecordType.LNC_COMPRESSED)
+
+record = st.one_of(
+    st.builds(TlvRecord.raw, VALUES),
+    st.builds(TlvRecord.json, VALUES),
+    st.builds(TlvRecord.key_value, KEYS, VALUES),
+    st.builds(TlvRecord.timestamped, U64, VALUES),
+    st.builds(TlvRecord.key_timestamped, KEYS, U64, VALUES),
+    st.builds(TlvRecord, ORDINARY_TYPES, VALUES),
+    st.builds(TlvRecord, st.just(RecordType.NULL), VALUES, st.integers(0, 0xFFFF)),
+    st.just(TlvRecord.null()),
+)
+
+
+# --- typed helpers ------------------------------------------------------------------------
+
+
+def test_helper_layouts_are_exact() -> None:
+    assert TlvRecord.raw(b"hello").encode() == b"\x01\x05\x00\x00\x00hello"
+    assert TlvRecord.json(b"{}").encode() == b"\x02\x02\x00\x00\x00{}"
+    assert TlvRecord.json_value({"b": [1, "é"]}).value == '{"b":[1,"é"]}'.encode()
+    assert TlvRecord.key_value("k1", b"v").encode() == b"\x10\x05\x00\x00\x00\x02\x00k1v"
+    assert TlvRecord.timestamped(0x0102, b"d").encode() == (
+        b"\x11\x09\x00\x00\x00\x02\x01\x00\x00\x00\x00\x00\x00d"
+    )
+    assert TlvRecord.key_timestamped(b"k", 7, b"d").encode() == (
+        b"\x12\x0c\x00\x00\x00\x01\x00k\x07\x00\x00\x00\x00\x00\x00\x00d"
+    )
+    # 0xFF is written with the extended 7-byte header that crash recovery reads
+    assert TlvRecord.null().encode() == b"\xff\x00\x00\x00\x00\x00\x00"
+    assert TlvRecord(RecordType.NULL, b"ab", 0x0201).encode() == b"\xff\x01\x02\x02\x00\x00\x00ab"
+
+
+@settings(max_examples=50, deadline=None)
+@given(KEYS, VALUES, U64)
+def test_helper_round_trips(key: str, value: bytes, ts: int) -> None:
+    assert TlvRecord.key_value(key, value).as_key_value() == (key, value)
+    assert TlvRecord.key_value(key.encode(), value).as_key_value() == (key, value)
+    assert TlvRecord.timestamped(ts, value).as_timestamped() == (ts, value)
+    assert TlvRecord.key_timestamped(key, ts, value).as_key_timestamped() == (key, ts, value)
+    doc = {"key": key, "n": ts, "list": [None, True, 1.5]}
+    assert TlvRecord.json_value(doc).as_json() == doc
+    for rec in (
+        TlvRecord.raw(value),
+        TlvRecord.json(value),
+        TlvRecord.key_value(key, value),
+        TlvRecord.timestamped(ts, value),
+        TlvRecord.key_timestamped(key, ts, value),
+        TlvRecord.null(),
+    ):
+        wire = rec.encode()
+        assert len(wire) == rec.total_size
+        assert decode_stream(wire) == ([rec], len(wire))
+
+
+def test_null_record_properties() -> None:
+    null = TlvRecord.null()
+    assert null.is_null
+    assert null.total_size == EXTENDED_HEADER_SIZE
+    assert not TlvRecord.raw(b"").is_null
+    assert TlvRecord.raw(b"abc").total_size == RECORD_HEADER_SIZE + 3
+
+
+def test_accessors_reject_the_wrong_type_or_a_short_value() -> None:
+    with pytest.raises(ProtocolError):
+        TlvRecord.raw(b"xx").as_key_value()
+    with pytest.raises(ProtocolError):
+        TlvRecord(RecordType.KEY_VALUE, b"\x05\x00ab").as_key_value()
+    with pytest.raises(ProtocolError):
+        TlvRecord(RecordType.KEY_VALUE, b"\x01").as_key_value()
+    with pytest.raises(ProtocolError):
+        TlvRecord(RecordType.KEY_VALUE, b"\x01\x00\xff").as_key_value()  # key not UTF-8
+    with pytest.raises(ProtocolError):
+        TlvRecord(RecordType.TIMESTAMPED, b"1234567").as_timestamped()
+    with pytest.raises(ProtocolError):
+        TlvRecord.raw(b"12345678").as_timestamped()
+    with pytest.raises(ProtocolError):
+        TlvRecord(RecordType.KEY_TIMESTAMPED, b"\x01\x00k1234567").as_key_timestamped()
+    with pytest.raises(ProtocolError):
+        TlvRecord.key_value("k", b"12345678").as_key_timestamped()
+    with pytest.raises(ValueError, match=r"Expecting|JSON"):
+        TlvRecord.json(b"{nope").as_json()
+
+
+def test_encoders_reject_out_of_range_input() -> None:
+    with pytest.raises(ValueError, match="byte"):
+        TlvRecord(0x100, b"").encode()
+    with pytest.raises(ValueError, match="byte"):
+        TlvRecord(-1, b"").encode()
+    with pytest.raises(ValueError, match="65535"):
+        TlvRecord.key_value("k" * 65536, b"")
+    with pytest.raises(ValueError, match="65535"):
+        TlvRecord.key_timestamped(b"k" * 65536, 0, b"")
+    with pytest.raises(ValueError, match="0xff"):
+        encode_values([b"x"], RecordType.NULL)
+    with pytest.raises(ValueError, match="0x100"):
+        encode_values([b"x"], 0x100)
+
+
+# --- batch encoder ------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(VALUES, max_size=30), st.integers(0, 0xFE))
+def test_encode_values_equals_encode_records(values: list[bytes], record_type: int) -> None:
+    expected = encode_records(TlvRecord(record_type, v) for v in values)
+    assert encode_values(values, record_type) == expected
+    if record_type == RecordType.RAW_DATA:
+        assert encode_values(values) == encode_records(map(TlvRecord.raw, values))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 40), st.integers(1, 50))
+def test_encode_values_equal_lengths(length: int, count: int) -> None:
+    values = [bytes([i % 256]) * length for i in range(count)]
+    assert encode_values(values) == encode_records(map(TlvRecord.raw, values))
+    records, used = decode_stream(encode_values(values))
+    assert [r.value for r in records] == values
+    assert used == count * (RECORD_HEADER_SIZE + length)
+
+
+def test_encode_values_accepts_other_buffers_and_empty_input() -> None:
+    assert encode_values([]) == b""
+    assert encode_values([bytearray(b"ab"), memoryview(b"cd")]) == encode_values([b"ab", b"cd"])
+    assert encode_values([b"a", bytearray(b"bc")]) == encode_values([b"a", b"bc"])
+
+
+# --- streaming decoder --------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(record, max_size=12))
+def test_decode_stream_at_every_cut_returns_the_complete_prefix(records: list[TlvRecord]) -> None:
+    stream = encode_records(records)
+    ends = [0]
+    for rec in records:
+        ends.append(ends[-1] + rec.total_size)
+    for cut in range(len(stream) + 1):
+        decoded, used = decode_stream(stream[:cut])
+        complete = max(i for i, end in enumerate(ends) if end <= cut)
+        assert decoded == records[:complete]
+        assert used == ends[complete]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(record, max_size=25), st.lists(st.integers(0, 3000), max_size=10))
+def test_carrying_the_tail_reassembles_any_split(records: list[TlvRecord], cuts: list[int]) -> None:
+    stream = encode_records(records)
+    points = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    tail = b""
+    decoded: list[TlvRecord] = []
+    for start, stop in itertools.pairwise(points):
+        window = tail + stream[start:stop]
+        got, used = decode_stream(memoryview(window))
+        decoded += got
+        tail = window[used:]
+    assert decoded == records
+    assert tail == b""
+
+
+def test_decode_stream_accepts_bytearray_and_memoryview_and_copies_values() -> None:
+    stream = bytearray(encode_values([b"abc", b"de"]))
+    for buffer in (stream, memoryview(stream)):
+        records, used = decode_stream(buffer)
+        assert [r.value for r in records] == [b"abc", b"de"]
+        assert all(type(r.value) is bytes for r in records)
+        assert used == len(stream)
+    stream[5:8] = b"XYZ"
+    assert records[0].value == b"abc"
+
+
+def test_decode_stream_max_records() -> None:
+    stream = encode_values([b"a", b"bb", b"ccc"])
+    records, used = decode_stream(stream, max_records=2)
+    assert [r.value for r in records] == [b"a", b"bb"]
+    assert used == 2 * RECORD_HEADER_SIZE + 3
+    assert decode_stream(stream, max_records=0) == ([], 0)
+
+
+def test_extended_null_header_needs_all_seven_bytes() -> None:
+    null = TlvRecord.null().encode() + TlvRecord.raw(b"z").encode()
+    assert decode_stream(null[:5]) == ([], 0)
+    assert decode_stream(null[:6]) == ([], 0)
+    assert decode_stream(null[:7]) == ([TlvRecord.null()], 7)
+    # The public spec's 5-byte null "ff 00000000" followed by an empty RAW record is read,
+    # as crash recovery reads it, as an extended header whose length takes the next record's
+    # first two bytes (0x00010000): everything after it would be cut. Hence 7-byte nulls.
+    assert decode_stream(b"\xff\x00\x00\x00\x00" + b"\x01\x00\x00\x00\x00") == ([], 0)
+
+
+def test_decode_records_is_strict() -> None:
+    stream = encode_values([b"one", b"two"])
+    assert [r.value for r in decode_records(stream)] == [b"one", b"two"]
+    assert len(decode_records(stream, expected_count=2)) == 2
+    with pytest.raises(ProtocolError, match="ends inside a record"):
+        decode_records(stream[:-1])
+    with pytest.raises(ProtocolError, match="ends inside a record"):
+        decode_records(stream + b"\x01\x00")
+    with pytest.raises(ProtocolError, match="expected 3 records, found 2"):
+        decode_records(stream, expected_count=3)
+    assert decode_records(b"") == []
+
+
+# --- compressed envelope ------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(record, max_size=20))
+def test_compressed_envelope_round_trip(records: list[TlvRecord]) -> None:
+    inner = encode_records(records)
+    envelope = compress_records(inner)
+    assert envelope[0] == RecordType.LNC_COMPRESSED
+    (length,) = struct.unpack_from("<I", envelope, 1)
+    assert length == len(envelope) - RECORD_HEADER_SIZE
+    assert envelope[5] == CompressionCodec.LZ4_BLOCK
+    assert struct.unpack_from("<I", envelope, 6)[0] == len(inner)
+    body = envelope[10:]
+    assert lz4.block.decompress(body, uncompressed_size=len(inner)) == inner
+    tail = TlvRecord.raw(b"after").encode()
+    assert decode_stream(envelope + tail) == (
+        [*records, TlvRecord.raw(b"after")],
+        len(envelope) + len(tail),
+    )
+    outer, used = decode_stream(envelope, decompress=False)
+    assert outer == [TlvRecord(RecordType.LNC_COMPRESSED, envelope[5:])]
+    assert used == len(envelope)
+    assert decode_records(envelope) == records
+
+
+def test_compressed_envelope_partial_is_left_for_the_next_window() -> None:
+    envelope = compress_records(encode_values([b"x" * 100] * 10))
+    assert decode_stream(envelope[:-1]) == ([], 0)
+
+
+def _envelope(value: bytes) -> bytes:
+    return TlvRecord(RecordType.LNC_COMPRESSED, value).encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b"\x01\x00\x00", "5-byte envelope header"),
+        (b"\x02" + struct.pack("<I", 3) + b"abc", "unknown compression codec"),
+        (b"\x01" + struct.pack("<I", 50) + b"\xff\xff\xff\xff", "corrupt LZ4 block"),
+        (b"\x01" + struct.pack("<I", 0xFFFFFFFF) + b"\x00" * 8, "claims 4294967295 bytes"),
+    ],
+)
+def test_corrupt_envelope_raises_protocol_error(value: bytes, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        decode_stream(_envelope(value))
+
+
+def test_envelope_size_mismatch_and_inner_truncation_are_rejected() -> None:
+    inner = encode_values([b"abc"])
+    body = lz4.block.compress(inner, store_size=False)
+    bigger = b"\x01" + struct.pack("<I", len(inner) + 5) + body
+    with pytest.raises(ProtocolError, match="decompressed size"):
+        decode_stream(_envelope(bigger))
+    cut = inner[:-1]
+    body = lz4.block.compress(cut, store_size=False)
+    with pytest.raises(ProtocolError, match="ends inside a record"):
+        decode_stream(_envelope(b"\x01" + struct.pack("<I", len(cut)) + body))
+
+
+def test_nested_envelope_is_rejected() -> None:
+    nested = compress_records(compress_records(encode_values([b"deep"])))
+    with pytest.raises(ProtocolError, match="nested"):
+        decode_stream(nested)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_decode_or_raise_protocol_error(data: bytes) -> None:
+    records, used = decode_stream(data, decompress=False)
+    assert 0 <= used <= len(data)
+    assert encode_records(records) == data[:used]
+    try:
+        decode_stream(data)
+    except ProtocolError:
+        return
