@@ -17,7 +17,8 @@ Data flow. Writers call `send_ingest` (no await: the frame goes to the transport
   after the error, so the connection sends two keepalives in turn (an *ack barrier*); once the
   second echo is back, every batch sent before the first keepalive that is still un-acked is one
   the server refused, and gets the errors in order.
-* **Keepalive** -> the echo of our own keepalive. It is never answered (lnc-client 0.2.9's D1).
+* **Keepalive** -> the echo of our own keepalive; an unsolicited one is ignored. A keepalive is
+  never answered (answering echoes caused lnc-client 0.2.9's endless ping-pong, D1).
 * **Backpressure** -> the `on_backpressure` callback (the real server never sends it).
 
 Every wait is bounded: connect and authenticate by `connect_timeout_s`, each request by its
@@ -603,7 +604,8 @@ class Connection:
 
     def _on_keepalive(self) -> None:
         if not self._pings:
-            raise ProtocolError("keepalive echo without a keepalive sent")
+            _log.debug("ignoring an unsolicited keepalive from %s", self.address)
+            return
         _, on_echo = self._pings.popleft()
         if on_echo is not None:
             on_echo()
