@@ -1,0 +1,454 @@
+"""`LanceServer` (asyncio) and `ServerThread` (a LanceServer on its own loop, for blocking code).
+
+Lifecycle: `start()` recovers the data directory in a thread (`TopicRegistry.load`), starts the
+group-commit writer thread, binds the listener (a `Session` per connection) and starts the
+periodic retention task, whose first pass runs at once. `stop()` stops accepting, lets every
+session finish what it owes for the bytes it has read (Acks included) for up to
+`shutdown_grace_secs`, aborts the rest, closes every segment (renaming active ones to the closed
+form, as a clean shutdown of the real server does) and joins the writer. `restart()` is stop then
+start on the same port and data directory. Signals are not handled here but by the CLI, which
+owns the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Final, TypeVar
+
+from lnc_client.server.commands import Commands, ServerState
+from lnc_client.server.config import AuthConfig, ConfigError, FaultConfig, ServerConfig, TlsConfig
+from lnc_client.server.session import Session
+from lnc_client.server.storage.retention import apply_retention
+from lnc_client.server.storage.topics import TopicRegistry
+from lnc_client.server.storage.writer import GroupCommitWriter
+
+__all__ = ["LanceServer", "ServerThread"]
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+_THREAD_START_TIMEOUT: Final = 30.0
+
+
+def _build_config(
+    data_dir: str | os.PathLike[str] | None,
+    config: ServerConfig | None,
+    *,
+    host: str | None,
+    port: int | None,
+    segment_max_bytes: int | None,
+    retention_interval_secs: float | None,
+    auth_tokens: Iterable[str] | None,
+    faults: FaultConfig | None,
+    tls: TlsConfig | None,
+    idle_timeout_secs: float | None,
+) -> ServerConfig:
+    if config is None:
+        if data_dir is None:
+            raise TypeError("LanceServer needs data_dir or config")
+        config = ServerConfig(data_dir=Path(data_dir))
+    changes: dict[str, object] = {
+        key: value
+        for key, value in {
+            "data_dir": Path(data_dir) if data_dir is not None else None,
+            "host": host,
+            "port": port,
+            "segment_max_bytes": segment_max_bytes,
+            "retention_interval_secs": retention_interval_secs,
+            "faults": faults,
+            "tls": tls,
+            "idle_timeout_secs": idle_timeout_secs,
+        }.items()
+        if value is not None
+    }
+    if auth_tokens is not None:
+        changes["auth"] = AuthConfig(enabled=True, tokens=tuple(auth_tokens))
+    return config.with_changes(**changes) if changes else config
+
+
+def _ssl_context(tls: TlsConfig) -> ssl.SSLContext | None:
+    if not tls.enabled:
+        return None
+    if tls.cert_path is None or tls.key_path is None:
+        raise ConfigError("TLS needs cert_path and key_path")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert_path, tls.key_path)
+    if tls.ca_path is not None:
+        context.load_verify_locations(cafile=tls.ca_path)
+        context.verify_mode = ssl.CERT_REQUIRED if tls.require_client_cert else ssl.CERT_OPTIONAL
+    return context
+
+
+class LanceServer:
+    """A durable, Lance-compatible LWP server on the running event loop.
+
+    Use it as `async with LanceServer(data_dir, port=0) as server:` or call `start()` and
+    `stop()`. Keyword options override the matching `ServerConfig` fields; `config` gives the
+    full configuration.
+
+    Args:
+        data_dir: The data directory (may be omitted when `config` is given).
+        config: A full configuration.
+        host: Listen address.
+        port: TCP port; 0 picks a free one (kept across `restart()`).
+        segment_max_bytes: Segment rotation size.
+        retention_interval_secs: Seconds between retention passes.
+        auth_tokens: Turn token auth on with these tokens.
+        faults: Initial fault switches (see `FaultConfig`).
+        tls: TLS settings.
+        idle_timeout_secs: Close connections idle this long (0: never, the real behaviour).
+        shutdown_grace_secs: How long `stop()` waits for connections to finish their Acks.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        config: ServerConfig | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        segment_max_bytes: int | None = None,
+        retention_interval_secs: float | None = None,
+        auth_tokens: Iterable[str] | None = None,
+        faults: FaultConfig | None = None,
+        tls: TlsConfig | None = None,
+        idle_timeout_secs: float | None = None,
+        shutdown_grace_secs: float = 5.0,
+    ) -> None:
+        self._config = _build_config(
+            data_dir,
+            config,
+            host=host,
+            port=port,
+            segment_max_bytes=segment_max_bytes,
+            retention_interval_secs=retention_interval_secs,
+            auth_tokens=auth_tokens,
+            faults=faults,
+            tls=tls,
+            idle_timeout_secs=idle_timeout_secs,
+        )
+        self._faults = self._config.faults
+        self._grace = shutdown_grace_secs
+        self._port = self._config.port
+        self._state: ServerState | None = None
+        self._listener: asyncio.Server | None = None
+        self._sessions: set[Session] = set()
+        self._retention_task: asyncio.Task[None] | None = None
+
+    # --- properties -----------------------------------------------------------------------------
+
+    @property
+    def config(self) -> ServerConfig:
+        """The configuration the server was built with."""
+        return self._config
+
+    @property
+    def host(self) -> str:
+        """The listen address."""
+        return self._config.host
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (the configured one before the first start)."""
+        return self._port
+
+    @property
+    def address(self) -> str:
+        """`host:port`, as a client connects to it."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory."""
+        return self._config.data_dir
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is accepting connections."""
+        return self._listener is not None
+
+    @property
+    def faults(self) -> FaultConfig:
+        """The current fault switches; assign a new `FaultConfig` to change them at once."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, value: FaultConfig) -> None:
+        self._faults = value
+        if self._state is not None:
+            self._state.faults = value
+
+    @property
+    def connection_count(self) -> int:
+        """Open client connections."""
+        return len(self._sessions)
+
+    @property
+    def fsync_count(self) -> int:
+        """Segment syncs done by the writer since the last start (for measurements)."""
+        return self._state.writer.syncs if self._state is not None else 0
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> LanceServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Recover the data directory, start the writer, listen, start retention.
+
+        Raises:
+            RuntimeError: Already running.
+            OSError: The port cannot be bound or the data directory is unusable.
+            ConfigError: Auth is on without tokens, or the token file is unreadable.
+        """
+        if self._listener is not None:
+            raise RuntimeError("the server is already running")
+        config = self._config
+        loop = asyncio.get_running_loop()
+        registry, tokens = await asyncio.to_thread(self._load, config)
+        writer = GroupCommitWriter(loop, max_queue_bytes=config.writer_queue_max_bytes)
+        writer.start()
+        state = ServerState(config, registry, writer, tokens, self._faults)
+        commands = Commands(state)
+
+        def accept() -> Session:
+            session = Session(state, commands, self._sessions.discard)
+            self._sessions.add(session)
+            return session
+
+        try:
+            listener = await loop.create_server(
+                accept,
+                config.host,
+                self._port,
+                ssl=_ssl_context(config.tls),
+                reuse_address=True,
+                backlog=1024,
+            )
+        except BaseException:
+            await self._close_storage(state)
+            raise
+        original = listener.sockets[0].getsockname()[1]
+        self._port = int(original)
+        self._state = state
+        self._listener = listener
+        self._retention_task = loop.create_task(self._retention_loop(state))
+
+    @staticmethod
+    def _load(config: ServerConfig) -> tuple[TopicRegistry, frozenset[str]]:
+        tokens = config.auth.load_tokens()
+        return TopicRegistry.load(config.data_dir, config.segment_max_bytes), tokens
+
+    async def stop(self) -> None:
+        """Stop accepting, finish or drop connections, close segments, join the writer."""
+        listener, state = self._listener, self._state
+        if listener is None or state is None:
+            return
+        self._listener = None
+        listener.close()
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            await asyncio.gather(self._retention_task, return_exceptions=True)
+            self._retention_task = None
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.shutdown()
+        if sessions:
+            _done, pending = await asyncio.wait([s.closed for s in sessions], timeout=self._grace)
+            for session in sessions:
+                if not session.closed.done():
+                    session.abort()
+            if pending:
+                await asyncio.wait(pending, timeout=self._grace)
+        await listener.wait_closed()
+        await self._close_storage(state)
+        self._state = None
+
+    async def restart(self) -> None:
+        """Stop, then start again on the same port and data directory."""
+        await self.stop()
+        await self.start()
+
+    async def run_retention(self) -> int:
+        """Run one retention pass now; returns the number of segments deleted.
+
+        Raises:
+            RuntimeError: The server is not running.
+        """
+        if self._state is None:
+            raise RuntimeError("the server is not running")
+        return await self._retention_pass(self._state)
+
+    @staticmethod
+    async def _retention_pass(state: ServerState) -> int:
+        targets = [
+            (topic.log, topic.retention)
+            for topic in state.registry.by_id.values()
+            if topic.retention is not None
+        ]
+        if not targets:
+            return 0
+        return await state.writer.call(lambda: apply_retention(targets, time.time_ns()))
+
+    async def _retention_loop(self, state: ServerState) -> None:
+        while True:
+            try:
+                await self._retention_pass(state)
+            except OSError as error:
+                _log.warning("retention pass failed, retrying next interval: %s", error)
+            await asyncio.sleep(state.config.retention_interval_secs)
+
+    @staticmethod
+    async def _close_storage(state: ServerState) -> None:
+        logs = state.registry.logs()
+
+        def close_all() -> None:
+            for log in logs:
+                log.close()
+                log.retire()
+
+        try:
+            await state.writer.call(close_all)
+        finally:
+            await state.writer.stop()
+
+
+class ServerThread:
+    """A `LanceServer` on its own event loop in a background thread, for blocking code.
+
+    `with ServerThread(data_dir, port=0) as server: connect(server.address)`. Accepts the same
+    arguments as `LanceServer`. `stop()` stops the server and joins the thread.
+
+    Args:
+        data_dir: The data directory.
+        **options: `LanceServer` keyword arguments.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None, **options: object) -> None:
+        self._server = LanceServer(data_dir, **options)  # type: ignore[arg-type]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="lnc-server-loop")
+
+    @property
+    def server(self) -> LanceServer:
+        """The server (use its methods only through this object from other threads)."""
+        return self._server
+
+    @property
+    def host(self) -> str:
+        """The listen address."""
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self._server.port
+
+    @property
+    def address(self) -> str:
+        """`host:port`."""
+        return self._server.address
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory."""
+        return self._server.data_dir
+
+    @property
+    def faults(self) -> FaultConfig:
+        """The current fault switches; assigning takes effect at once."""
+        return self._server.faults
+
+    @faults.setter
+    def faults(self, value: FaultConfig) -> None:
+        self._call_soon(lambda: setattr(self._server, "faults", value))
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> ServerThread:
+        """Start the thread and wait until the server listens.
+
+        Raises:
+            Exception: Whatever `LanceServer.start` raised.
+            TimeoutError: It did not start in time.
+        """
+        self._thread.start()
+        if not self._started.wait(_THREAD_START_TIMEOUT):
+            raise TimeoutError("the server thread did not start")
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server and join the thread."""
+        if self._loop is not None and self._stop_event is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop_event.set)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Stop and start the server on the same port and data directory; waits."""
+        self._run(self._server.restart(), timeout)
+
+    def run_retention(self, timeout: float = 30.0) -> int:
+        """Run one retention pass now; returns the number of segments deleted."""
+        return self._run(self._server.run_retention(), timeout)
+
+    def _run(self, coro: Coroutine[None, None, T], timeout: float) -> T:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the server thread is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _call_soon(self, fn: Callable[[], None]) -> None:
+        if self._loop is None:
+            fn()
+            return
+        self._loop.call_soon_threadsafe(fn)
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        try:
+            await self._server.start()
+        except BaseException as error:  # noqa: BLE001 - re-raised by start() in the caller's thread
+            self._error = error
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            await self._stop_event.wait()
+        finally:
+            await self._server.stop()

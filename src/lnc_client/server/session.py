@@ -1,0 +1,368 @@
+"""One client connection: bytes in, frames dispatched, replies and Acks out in the real order.
+
+Data flow. The transport reads straight into the `FrameDecoder`'s buffer (`get_buffer` /
+`buffer_updated`). Each read is one *chunk*, handled as the real server handles a `read()`
+(PROTOCOL.md §2.7): every frame in it is dispatched in order; keepalive and control replies are
+written during dispatch; the ingest payloads go to the group-commit writer (zero-copy views into
+the receive buffer), and the chunk's Acks are written together, in FIFO order, once the writer
+reports them durable. A framing fault ends the connection after the frames before it in the same
+chunk were dispatched, with no reply and without that chunk's Acks (§1.4).
+
+Pipelining. The real server stops reading until a chunk's Acks are out. We keep reading up to
+`inflight_bytes_per_connection` un-acked bytes, but keep the wire order the real server would
+produce for the same chunks: the replies of a later chunk are held until every earlier chunk's
+Acks are written. With the limit at 0 the behaviour is exactly the real one.
+
+Flow control. Reading pauses while a disk-bound command runs, while too many bytes are un-acked,
+while the writer's queue is full, and while the transport's send buffer is over its high-water
+mark (a peer that does not read its replies). Memory per connection is therefore bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Final
+
+from lnc_client.errors import InvalidFrameError
+from lnc_client.protocol.frame import (
+    KEEPALIVE_FRAME,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    build_ack_frame,
+    build_backpressure_frame,
+    classify,
+)
+from lnc_client.server.commands import Commands, ConnectionAuth, Reply, ServerState, error_frame
+from lnc_client.server.storage.segments import Buffer, TopicLog
+
+__all__ = ["Session"]
+
+_log = logging.getLogger(__name__)
+_AUTH_REQUIRED: Final = error_frame("Authentication required")
+_UNKNOWN_TOPIC: Final = error_frame("Unknown topic")
+_INGEST: Final = FrameType.INGEST
+_CONTROL: Final = FrameType.CONTROL
+_KEEPALIVE: Final = FrameType.KEEPALIVE
+
+
+class _Chunk:
+    """The frames of one read and what is owed for them."""
+
+    __slots__ = ("acks", "close", "dispatched", "failed", "held", "outstanding", "replies")
+
+    def __init__(self) -> None:
+        self.replies: list[Buffer] = []
+        self.acks: list[int] = []
+        self.outstanding = 0
+        self.dispatched = False
+        self.close = False
+        self.failed = False
+        self.held = False
+
+
+class Session(asyncio.BufferedProtocol):
+    """The protocol object of one accepted connection.
+
+    Args:
+        state: What all sessions share.
+        commands: The control-command dispatcher.
+        on_closed: Called with the session when its connection is gone.
+    """
+
+    def __init__(
+        self, state: ServerState, commands: Commands, on_closed: Callable[[Session], None]
+    ) -> None:
+        config = state.config
+        self._state = state
+        self._commands = commands
+        self._on_closed = on_closed
+        self._decoder = FrameDecoder(
+            max_payload_size=config.max_payload_size, buffer_size=config.read_buffer_bytes
+        )
+        self._auth = ConnectionAuth(authenticated=not config.auth.enabled)
+        self._inflight_limit = config.inflight_bytes_per_connection
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._chunks: deque[_Chunk] = deque()
+        self._entries: list[tuple[TopicLog, Buffer]] = []
+        self._entry_bytes = 0
+        self._inflight = 0
+        self._frames_seen = 0
+        self._acks_sent = 0
+        self._busy = False
+        self._closing = False
+        self._eof = False
+        self._write_paused = False
+        self._reading = True
+        self._waiting_for_room = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
+        self.closed = self._loop.create_future()
+
+    # --- asyncio protocol callbacks -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start reading; set the send buffer's high-water mark and the idle timer."""
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self._state.config.write_buffer_high_bytes)
+        self._last_activity = self._loop.time()
+        if self._state.config.idle_timeout_secs:
+            self._arm_idle_timer(self._state.config.idle_timeout_secs)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Hand the transport the decoder's free space."""
+        return self._decoder.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """Decode the new bytes and dispatch them as one chunk."""
+        self._last_activity = self._loop.time()
+        fault = False
+        try:
+            frames = self._decoder.buffer_updated(nbytes)
+        except InvalidFrameError as error:
+            frames = list(error.frames)
+            fault = True
+            self._closing = True
+            self._update_reading()
+        if not frames and not fault:
+            return
+        chunk = _Chunk()
+        self._chunks.append(chunk)
+        self._run(chunk, frames, 0, fault=fault)
+
+    def eof_received(self) -> bool:
+        """Finish what is owed for earlier chunks, then close."""
+        self._eof = True
+        return bool(self._chunks) or self._busy
+
+    def pause_writing(self) -> None:
+        """The peer is not reading: stop reading its requests."""
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        """The send buffer drained: read again."""
+        self._write_paused = False
+        self._update_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the transport; pending disk-bound commands are cancelled."""
+        self._transport = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        self._chunks.clear()
+        self._entries.clear()
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self._on_closed(self)
+
+    # --- control from the server ----------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop reading; close once every chunk read so far is answered."""
+        self._closing = True
+        self._update_reading()
+        self._flush()
+
+    def abort(self) -> None:
+        """Drop the connection at once (TCP reset, nothing more is sent)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    # --- dispatch ---------------------------------------------------------------------------------
+
+    def _run(self, chunk: _Chunk, frames: list[Frame], start: int, *, fault: bool) -> None:
+        drop_after = self._state.faults.drop_after_frames
+        for index in range(start, len(frames)):
+            frame = frames[index]
+            if drop_after:
+                self._frames_seen += 1
+                if self._frames_seen >= drop_after:
+                    self.abort()
+                    return
+            header = frame.header
+            kind = classify(header.flags, header.payload_length)
+            if kind is _INGEST:
+                self._ingest(chunk, frame)
+            elif kind is _CONTROL:
+                result = self._commands.handle(header.batch_id & 0xFF, frame.payload, self._auth)
+                if isinstance(result, list):
+                    self._reply(chunk, result)
+                    continue
+                self._submit(chunk)
+                self._busy = True
+                self._update_reading()
+                task = self._loop.create_task(self._resume(chunk, frames, index + 1, fault, result))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return
+            elif kind is _KEEPALIVE:
+                self._reply(chunk, [KEEPALIVE_FRAME])
+        self._submit(chunk)
+        chunk.dispatched = True
+        chunk.close = fault
+        self._flush()
+        self._update_reading()
+
+    async def _resume(
+        self,
+        chunk: _Chunk,
+        frames: list[Frame],
+        start: int,
+        fault: bool,
+        pending: Coroutine[None, None, Reply],
+    ) -> None:
+        try:
+            reply = await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.abort()
+            raise
+        if self._transport is None:
+            return
+        self._busy = False
+        self._reply(chunk, reply)
+        self._run(chunk, frames, start, fault=fault)
+
+    def _ingest(self, chunk: _Chunk, frame: Frame) -> None:
+        header = frame.header
+        if not self._auth.authenticated and not self._state.config.auth.write_only:
+            self._reply(chunk, _AUTH_REQUIRED)
+            return
+        log = self._state.registry.log_for_ingest(header.topic_id)
+        if log is None:
+            self._reply(chunk, _UNKNOWN_TOPIC)
+            return
+        if not header.payload_length:
+            return
+        self._entries.append((log, frame.payload))
+        self._entry_bytes += header.payload_length
+        chunk.acks.append(header.batch_id)
+
+    def _submit(self, chunk: _Chunk) -> None:
+        if not self._entries:
+            return
+        entries, nbytes = self._entries, self._entry_bytes
+        self._entries, self._entry_bytes = [], 0
+        chunk.outstanding += 1
+        self._inflight += nbytes
+        try:
+            self._state.writer.submit(entries, nbytes, lambda e: self._written(chunk, nbytes, e))
+        except RuntimeError:
+            chunk.outstanding -= 1
+            chunk.failed = True
+            self._inflight -= nbytes
+
+    def _written(self, chunk: _Chunk, nbytes: int, error: OSError | None) -> None:
+        self._inflight -= nbytes
+        chunk.outstanding -= 1
+        if self._transport is None:
+            return
+        if error is not None:
+            _log.warning("write failed, closing the connection without Acks: %s", error)
+            chunk.failed = True
+        delay = self._state.faults.ack_delay_ms
+        if delay and chunk.outstanding == 0 and not chunk.failed:
+            chunk.held = True
+            self._loop.call_later(delay / 1000, self._release_held, chunk)
+        self._flush()
+        self._update_reading()
+
+    def _release_held(self, chunk: _Chunk) -> None:
+        chunk.held = False
+        self._flush()
+
+    # --- output -----------------------------------------------------------------------------------
+
+    def _reply(self, chunk: _Chunk, parts: Reply) -> None:
+        if self._chunks and self._chunks[0] is chunk and self._transport is not None:
+            self._transport.writelines(parts)
+        else:
+            chunk.replies.extend(parts)
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        chunks = self._chunks
+        while chunks:
+            head = chunks[0]
+            if head.replies:
+                transport.writelines(head.replies)
+                head.replies = []
+            if not head.dispatched:
+                return
+            if head.close or head.failed:
+                chunks.clear()
+                transport.close()
+                return
+            if head.outstanding or head.held:
+                return
+            if head.acks:
+                transport.write(self._ack_bytes(head.acks))
+            chunks.popleft()
+        if (self._eof or self._closing) and not self._busy:
+            transport.close()
+
+    def _ack_bytes(self, acks: list[int]) -> bytes:
+        every = self._state.faults.backpressure_every_n_acks
+        if not every:
+            self._acks_sent += len(acks)
+            return b"".join([build_ack_frame(batch_id) for batch_id in acks])
+        parts = []
+        for batch_id in acks:
+            parts.append(build_ack_frame(batch_id))
+            self._acks_sent += 1
+            if self._acks_sent % every == 0:
+                parts.append(build_backpressure_frame())
+        return b"".join(parts)
+
+    # --- flow control -----------------------------------------------------------------------------
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        writer = self._state.writer
+        paused = (
+            self._busy
+            or self._closing
+            or self._eof
+            or self._write_paused
+            or self._inflight > self._inflight_limit
+            or not writer.has_room
+        )
+        if not writer.has_room and not self._waiting_for_room:
+            self._waiting_for_room = True
+            writer.wait_for_room(self._room_available)
+        if paused and self._reading:
+            self._reading = False
+            transport.pause_reading()
+        elif not paused and not self._reading:
+            self._reading = True
+            transport.resume_reading()
+
+    def _room_available(self) -> None:
+        self._waiting_for_room = False
+        self._update_reading()
+
+    def _arm_idle_timer(self, delay: float) -> None:
+        self._idle_timer = self._loop.call_later(delay, self._check_idle)
+
+    def _check_idle(self) -> None:
+        timeout = self._state.config.idle_timeout_secs
+        idle = self._loop.time() - self._last_activity
+        if idle >= timeout and not self._chunks and not self._busy:
+            if self._transport is not None:
+                self._transport.close()
+            return
+        self._arm_idle_timer(max(timeout - idle, 0.01))

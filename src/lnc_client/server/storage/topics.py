@@ -1,0 +1,199 @@
+"""The topic registry: ids, names, metadata.json files and each topic's `TopicLog`.
+
+The registry lives on the event loop; it changes in memory at once (so a second CreateTopic of
+the same name sees the first) and hands the disk side to the writer thread as functions built
+here (`create_on_disk`, `write_metadata`, `delete_on_disk`). Startup (`TopicRegistry.load`, in a
+thread) reads `segments/*/metadata.json`, recovers each topic directory and sets the next id to
+the largest id found + 1, as the real server does (PROTOCOL.md §4.5, §7).
+
+metadata.json is written exactly as the real server writes it: serde_json's pretty printer
+(2-space indent) over `{id, name, created_at, topic_epoch, auth, retention}` in that order,
+with `retention` either null or `{"max_bytes": N, "max_age_secs": N}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from lnc_client.protocol.control import RetentionInfo, TopicInfo
+from lnc_client.server.storage.segments import TopicLog, fsync_directory
+
+__all__ = ["SEGMENTS_DIR", "Topic", "TopicRegistry"]
+
+SEGMENTS_DIR: Final = "segments"
+TOPIC_EPOCH: Final = 1
+_METADATA: Final = "metadata.json"
+_LEGACY_TOPIC: Final = "0"
+
+
+@dataclass(slots=True)
+class Topic:
+    """A registered topic.
+
+    Attributes:
+        id: Topic id (>= 1).
+        name: Topic name, also its directory name.
+        created_at: Creation time, seconds since the epoch.
+        retention: Retention settings, or None.
+        log: The topic's segments.
+    """
+
+    id: int
+    name: str
+    created_at: int
+    retention: RetentionInfo | None
+    log: TopicLog
+
+    def info(self, *, with_retention: bool = False) -> TopicInfo:
+        """The topic as the protocol describes it."""
+        retention = self.retention if with_retention else None
+        return TopicInfo(self.id, self.name, self.created_at, TOPIC_EPOCH, retention)
+
+    def metadata_json(self) -> bytes:
+        """metadata.json content, byte for byte as the real server writes it."""
+        retention = None
+        if self.retention is not None:
+            retention = {
+                "max_bytes": self.retention.max_bytes,
+                "max_age_secs": self.retention.max_age_secs,
+            }
+        body = {
+            "id": self.id,
+            "name": self.name,
+            "created_at": self.created_at,
+            "topic_epoch": TOPIC_EPOCH,
+            "auth": None,
+            "retention": retention,
+        }
+        return json.dumps(body, indent=2, ensure_ascii=False).encode()
+
+
+class TopicRegistry:
+    """Every topic of one data directory.
+
+    Args:
+        data_dir: The server's data directory.
+        segment_max_bytes: Rotation size for every topic log.
+    """
+
+    def __init__(self, data_dir: Path, segment_max_bytes: int) -> None:
+        self.root = data_dir / SEGMENTS_DIR
+        self.segment_max_bytes = segment_max_bytes
+        self.by_id: dict[int, Topic] = {}
+        self.by_name: dict[str, Topic] = {}
+        self.next_id = 1
+        self._legacy: TopicLog | None = None
+
+    @classmethod
+    def load(cls, data_dir: Path, segment_max_bytes: int) -> TopicRegistry:
+        """Read and recover a data directory (blocking: run it in a thread)."""
+        registry = cls(data_dir, segment_max_bytes)
+        registry.root.mkdir(parents=True, exist_ok=True)
+        for directory in sorted(registry.root.iterdir()):
+            if not directory.is_dir():
+                continue
+            meta = directory / _METADATA
+            if meta.is_file():
+                registry._register(meta, TopicLog.recover(directory, segment_max_bytes))
+            elif directory.name == _LEGACY_TOPIC:
+                registry._legacy = TopicLog.recover(directory, segment_max_bytes)
+        ids = [t.id for t in registry.by_id.values()]
+        registry.next_id = max(ids, default=0) + 1
+        return registry
+
+    def _register(self, meta: Path, log: TopicLog) -> None:
+        raw = json.loads(meta.read_text())
+        retention = raw.get("retention")
+        topic = Topic(
+            id=int(raw["id"]),
+            name=str(raw["name"]),
+            created_at=int(raw.get("created_at", 0)),
+            retention=None
+            if retention is None
+            else RetentionInfo(int(retention["max_age_secs"]), int(retention["max_bytes"])),
+            log=log,
+        )
+        if topic.name == _LEGACY_TOPIC and self._legacy is not None:
+            topic.log = self._legacy
+        self.by_id[topic.id] = topic
+        self.by_name[topic.name] = topic
+
+    def logs(self) -> list[TopicLog]:
+        """Every open log, the legacy topic-0 log included."""
+        logs = [t.log for t in self.by_id.values()]
+        if self._legacy is not None and all(log is not self._legacy for log in logs):
+            logs.append(self._legacy)
+        return logs
+
+    def log_for_ingest(self, topic_id: int) -> TopicLog | None:
+        """The log an ingest for `topic_id` goes to; None when the topic is unknown.
+
+        Topic 0 always passes and writes to `segments/0/` (PROTOCOL.md §2.3).
+        """
+        topic = self.by_id.get(topic_id)
+        if topic is not None:
+            return topic.log
+        if topic_id != 0:
+            return None
+        named = self.by_name.get(_LEGACY_TOPIC)
+        if named is not None:
+            return named.log
+        if self._legacy is None:
+            self._legacy = TopicLog(self.root / _LEGACY_TOPIC, self.segment_max_bytes)
+        return self._legacy
+
+    def add(self, name: str, retention: RetentionInfo | None) -> Topic:
+        """Register a new topic in memory with the next id (disk: `create_on_disk`)."""
+        directory = self.root / name
+        log = (
+            self._legacy
+            if name == _LEGACY_TOPIC and self._legacy is not None
+            else TopicLog(directory, self.segment_max_bytes)
+        )
+        topic = Topic(self.next_id, name, int(time.time()), retention, log)
+        self.next_id += 1
+        self.by_id[topic.id] = topic
+        self.by_name[name] = topic
+        return topic
+
+    def remove(self, topic: Topic) -> None:
+        """Forget a topic in memory (disk: `delete_on_disk`)."""
+        self.by_id.pop(topic.id, None)
+        if self.by_name.get(topic.name) is topic:
+            del self.by_name[topic.name]
+        if topic.log is self._legacy:
+            self._legacy = None
+
+    # --- disk side, run on the writer thread ------------------------------------------------
+
+    def create_on_disk(self, topic: Topic) -> None:
+        """Create the topic directory and its metadata.json, durably."""
+        directory = topic.log.directory
+        directory.mkdir(parents=True, exist_ok=True)
+        fsync_directory(self.root)
+        self.write_metadata(topic)
+
+    def write_metadata(self, topic: Topic) -> None:
+        """Atomically replace metadata.json (temp file, fsync, rename, directory fsync)."""
+        directory = topic.log.directory
+        temporary = directory / (_METADATA + ".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, topic.metadata_json())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        temporary.replace(directory / _METADATA)
+        fsync_directory(directory)
+
+    def delete_on_disk(self, topic: Topic) -> None:
+        """Close the topic's files and remove its directory."""
+        topic.log.retire()
+        shutil.rmtree(topic.log.directory, ignore_errors=False)
+        fsync_directory(self.root)

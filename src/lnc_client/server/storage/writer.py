@@ -1,0 +1,220 @@
+"""The group-commit writer: one thread that does every disk mutation, in submission order.
+
+Data flow: sessions on the event loop call `submit` with the ingest payloads of (part of) one
+read chunk and a completion callback; control commands call `call` with a function (create a
+topic directory, rewrite metadata, delete a topic, apply retention). The thread takes
+*everything* queued at once, appends each topic's payloads with `os.writev`, makes every touched
+topic durable with one `fdatasync` per topic (so many connections share one sync), publishes
+the new bytes to readers, and hands all completions back to the loop in a single
+`call_soon_threadsafe`. Function jobs run in queue order too, after the writes queued before them
+are durable.
+
+Memory is bounded by the loop side: `queued_bytes` counts payload bytes not yet completed, and
+sessions stop reading while it is above the limit (`wait_for_room`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Generic, TypeVar
+
+from lnc_client.server.storage.segments import Buffer, TopicLog
+
+__all__ = ["GroupCommitWriter", "WriteDone"]
+
+T = TypeVar("T")
+
+WriteDone = Callable[[OSError | None], None]
+"""Completion of a submitted write: None once durable, or the error that prevented it."""
+
+
+@dataclass(slots=True)
+class _Write:
+    entries: Sequence[tuple[TopicLog, Buffer]]
+    nbytes: int
+    done: WriteDone
+
+
+@dataclass(slots=True)
+class _Call(Generic[T]):
+    fn: Callable[[], T]
+    future: asyncio.Future[T]
+
+
+class _Stop:
+    __slots__ = ()
+
+
+_STOP = _Stop()
+_Job = _Write | _Call[object] | _Stop
+_Completion = Callable[[], None]
+
+
+class GroupCommitWriter:
+    """Owns the writer thread; every method but the thread body runs on the event loop.
+
+    Args:
+        loop: The event loop that receives completions.
+        max_queue_bytes: Queued payload bytes above which `has_room` is False.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, max_queue_bytes: int) -> None:
+        self._loop = loop
+        self._max = max_queue_bytes
+        self._cond = threading.Condition()
+        self._jobs: deque[_Job] = deque()
+        self._queued_bytes = 0
+        self._room_waiters: list[Callable[[], None]] = []
+        self._thread = threading.Thread(target=self._run, name="lnc-server-writer")
+        self._stopped = False
+        self.commits = 0
+        self.syncs = 0
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    @property
+    def queued_bytes(self) -> int:
+        """Payload bytes submitted and not yet completed."""
+        return self._queued_bytes
+
+    @property
+    def has_room(self) -> bool:
+        """Whether more writes may be queued without passing the memory limit."""
+        return self._queued_bytes < self._max
+
+    def wait_for_room(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the loop) once the queue has room again."""
+        self._room_waiters.append(callback)
+
+    def submit(
+        self, entries: Sequence[tuple[TopicLog, Buffer]], nbytes: int, done: WriteDone
+    ) -> None:
+        """Queue payloads for appending; `done` is called on the loop once they are durable.
+
+        Raises:
+            RuntimeError: The writer is stopped.
+        """
+        self._queued_bytes += nbytes
+        self._enqueue(_Write(entries, nbytes, done))
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on the writer thread after everything queued before it is durable.
+
+        Raises:
+            Exception: Whatever `fn` raised.
+        """
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._enqueue(_Call(fn, future))  # type: ignore[arg-type]
+        return await future
+
+    async def stop(self) -> None:
+        """Finish every queued job, then end and join the thread."""
+        if self._stopped:
+            return
+        self._enqueue(_STOP)
+        self._stopped = True
+        await asyncio.to_thread(self._thread.join)
+
+    def _enqueue(self, job: _Job) -> None:
+        if self._stopped:
+            raise RuntimeError("the writer is stopped")
+        with self._cond:
+            self._jobs.append(job)
+            self._cond.notify()
+
+    # --- writer thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs:
+                    self._cond.wait()
+                batch = list(self._jobs)
+                self._jobs.clear()
+            completions: list[_Completion] = []
+            writes: list[_Write] = []
+            stop = False
+            for job in batch:
+                if isinstance(job, _Write):
+                    writes.append(job)
+                    continue
+                self._commit(writes, completions)
+                writes = []
+                if isinstance(job, _Stop):
+                    stop = True
+                    break
+                completions.append(self._invoke(job))
+            self._commit(writes, completions)
+            self._loop.call_soon_threadsafe(self._deliver, completions)
+            if stop:
+                return
+
+    def _commit(self, writes: list[_Write], completions: list[_Completion]) -> None:
+        if not writes:
+            return
+        per_log: dict[TopicLog, list[Buffer]] = {}
+        for write in writes:
+            for log, payload in write.entries:
+                per_log.setdefault(log, []).append(payload)
+        error: OSError | None = None
+        try:
+            for log, payloads in per_log.items():
+                log.append(payloads)
+            for log in per_log:
+                if log.dirty:
+                    log.sync()
+                    self.syncs += 1
+        except OSError as failure:
+            error = failure
+            for log in per_log:
+                try:
+                    log.abandon_unsynced()
+                except OSError as nested:
+                    error = nested
+        self.commits += 1
+        freed = 0
+        for write in writes:
+            freed += write.nbytes
+            completions.append(_bind_done(write.done, error))
+        completions.append(lambda: self._release(freed))
+
+    def _invoke(self, job: _Call[object]) -> _Completion:
+        try:
+            value = job.fn()
+        except Exception as error:  # noqa: BLE001 - handed to the awaiting caller, not swallowed
+            return partial(_settle, job.future, None, error)
+        return partial(_settle, job.future, value, None)
+
+    # --- event loop --------------------------------------------------------------------------
+
+    def _release(self, nbytes: int) -> None:
+        self._queued_bytes -= nbytes
+        if self._room_waiters and self.has_room:
+            waiters, self._room_waiters = self._room_waiters, []
+            for waiter in waiters:
+                waiter()
+
+    @staticmethod
+    def _deliver(completions: list[_Completion]) -> None:
+        for completion in completions:
+            completion()
+
+
+def _settle(future: asyncio.Future[T], value: T | None, error: Exception | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)  # type: ignore[arg-type]
+
+
+def _bind_done(done: WriteDone, error: OSError | None) -> _Completion:
+    return lambda: done(error)
