@@ -360,7 +360,13 @@ class StandaloneConfig(_Builders):
         reconnect: Backoff policy.
         seeds: Further addresses tried in turn.
         server_side_offsets: Also Subscribe and CommitOffset on the server.
-        catching_up_backoff_s: Pause after a CatchingUp reply before fetching again.
+        catching_up_backoff_s: Pause after a CatchingUp reply before fetching again; it doubles
+            with each further CatchingUp reply in a row, up to 16 times this value.
+        catching_up_timeout_s: When the offset is still past the server's end this long after
+            the first CatchingUp reply, `poll()` raises `ServerCatchingUpError` (seek to go on);
+            None waits forever.
+        prefetch: Send the next Fetch as soon as a full window arrives, so the server works
+            while the caller handles the records (at most one fetch in flight).
     """
 
     consumer_name: str
@@ -383,6 +389,8 @@ class StandaloneConfig(_Builders):
     seeds: tuple[str, ...]
     server_side_offsets: bool
     catching_up_backoff_s: float
+    catching_up_timeout_s: float | None
+    prefetch: bool
 
     def __init__(
         self,
@@ -407,6 +415,8 @@ class StandaloneConfig(_Builders):
         seeds: tuple[str, ...] = (),
         server_side_offsets: bool = False,
         catching_up_backoff_s: float = 0.5,
+        catching_up_timeout_s: float | None = 30.0,
+        prefetch: bool = True,
         start_offset: int | None = None,
     ) -> None:
         if topic_name:
@@ -436,6 +446,8 @@ class StandaloneConfig(_Builders):
             "seeds": tuple(seeds),
             "server_side_offsets": server_side_offsets,
             "catching_up_backoff_s": catching_up_backoff_s,
+            "catching_up_timeout_s": catching_up_timeout_s,
+            "prefetch": prefetch,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
