@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import zlib
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +19,9 @@ from lnc_client.protocol.frame import (
 )
 from lnc_client.server import LanceServer
 
-_DATA = json.loads((Path(__file__).resolve().parents[1] / "data" / "vectors.json").read_text())
-VECTORS = {f["name"]: bytes.fromhex(f["hex"]) for f in _DATA["frames"] + _DATA["negative"]}
+from .conftest import load_vectors
+
+VECTORS = load_vectors()
 UNKNOWN_TOPIC = VECTORS["error_unknown_topic"]
 
 

@@ -1,0 +1,161 @@
+"""`lnc serve` / `python -m lnc_client.server`: run the embedded server until a signal.
+
+Flags and an optional TOML config file (`--config`, see docs/server.md) become one
+`ServerConfig`: flags win over the file. The process prints `listening on HOST:PORT` on stdout
+(flushed, so a parent can read the port chosen by `--port 0`), serves until SIGINT or SIGTERM,
+then shuts down cleanly (segments closed) and returns 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lnc_client.protocol.frame import DEFAULT_PORT
+from lnc_client.server.app import LanceServer
+from lnc_client.server.config import (
+    AuthConfig,
+    ConfigError,
+    FaultConfig,
+    ServerConfig,
+    TlsConfig,
+    load_config,
+)
+
+__all__ = ["add_serve_parser", "build_config", "main", "run_serve"]
+
+_SERVE_HELP = "Run the embedded Lance-compatible server."
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", "-d", type=Path, help="data directory (default ./data)")
+    parser.add_argument("--host", help="listen address (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", "-p", type=int, help=f"TCP port, 0 = any free (default {DEFAULT_PORT})"
+    )
+    parser.add_argument("--config", "-c", type=Path, help="TOML config file (lance.toml layout)")
+    parser.add_argument("--segment-max-bytes", type=int, help="rotate segments at this size")
+    parser.add_argument("--max-payload-size", type=int, help="largest accepted payload")
+    parser.add_argument(
+        "--retention-interval-secs", type=float, help="seconds between retention passes"
+    )
+    parser.add_argument(
+        "--idle-timeout-secs", type=float, help="close idle connections (0 = never)"
+    )
+    parser.add_argument("--auth-token", action="append", help="enable token auth; repeatable")
+    parser.add_argument("--auth-token-file", type=Path, help="enable token auth; one token a line")
+    parser.add_argument("--tls-cert", type=Path, help="enable TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="TLS private key (PEM)")
+    parser.add_argument("--tls-ca", type=Path, help="CA bundle to verify client certificates")
+    parser.add_argument(
+        "--tls-require-client-cert", action="store_true", help="require a client certificate"
+    )
+    faults = parser.add_argument_group("fault injection (tests only)")
+    faults.add_argument("--fault-backpressure-every", type=int, metavar="N", default=0)
+    faults.add_argument("--fault-ack-delay-ms", type=float, metavar="MS", default=0.0)
+    faults.add_argument("--fault-drop-after-frames", type=int, metavar="N", default=0)
+    faults.add_argument("--fault-max-fetch-bytes", type=int, metavar="N", default=0)
+
+
+def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `serve` subcommand to an argparse subparsers object and return its parser.
+
+    Args:
+        subparsers: The object returned by `ArgumentParser.add_subparsers()`.
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve", help=_SERVE_HELP, description=_SERVE_HELP
+    )
+    _add_arguments(parser)
+    return parser
+
+
+def build_config(args: argparse.Namespace) -> ServerConfig:
+    """Turn parsed `serve` arguments (and the config file they name) into a `ServerConfig`.
+
+    Raises:
+        ConfigError: The file or a value is invalid.
+    """
+    overrides: dict[str, object] = {}
+    direct = {
+        "data_dir": args.data_dir,
+        "host": args.host,
+        "port": args.port,
+        "segment_max_bytes": args.segment_max_bytes,
+        "max_payload_size": args.max_payload_size,
+        "retention_interval_secs": args.retention_interval_secs,
+        "idle_timeout_secs": args.idle_timeout_secs,
+    }
+    overrides |= {key: value for key, value in direct.items() if value is not None}
+    if args.auth_token or args.auth_token_file:
+        overrides["auth"] = AuthConfig(
+            enabled=True, tokens=tuple(args.auth_token or ()), token_file=args.auth_token_file
+        )
+    if args.tls_cert or args.tls_key:
+        overrides["tls"] = TlsConfig(
+            enabled=True,
+            cert_path=args.tls_cert,
+            key_path=args.tls_key,
+            ca_path=args.tls_ca,
+            require_client_cert=args.tls_require_client_cert,
+        )
+    faults = FaultConfig(
+        backpressure_every_n_acks=args.fault_backpressure_every,
+        ack_delay_ms=args.fault_ack_delay_ms,
+        drop_after_frames=args.fault_drop_after_frames,
+        max_fetch_bytes=args.fault_max_fetch_bytes,
+    )
+    if faults != FaultConfig():
+        overrides["faults"] = faults
+    if args.config is not None:
+        return load_config(args.config, **overrides)
+    overrides.setdefault("data_dir", Path("data"))
+    try:
+        return ServerConfig(**overrides)  # type: ignore[arg-type]
+    except TypeError as error:
+        raise ConfigError(str(error)) from error
+
+
+async def _serve(config: ServerConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with LanceServer(config=config) as server:
+            print(f"listening on {server.address}", flush=True)
+            await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the server described by parsed `serve` arguments until SIGINT/SIGTERM.
+
+    Returns:
+        0 after a clean shutdown, 2 for a configuration error, 1 if the server cannot start.
+    """
+    try:
+        config = build_config(args)
+    except ConfigError as error:
+        print(f"lnc serve: {error}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config))
+    except (OSError, ConfigError) as error:
+        print(f"lnc serve: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m lnc_client.server [serve flags]`: parse `argv` and serve."""
+    parser = argparse.ArgumentParser(prog="python -m lnc_client.server", description=_SERVE_HELP)
+    _add_arguments(parser)
+    return run_serve(parser.parse_args(list(argv) if argv is not None else None))

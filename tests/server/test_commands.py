@@ -1,0 +1,183 @@
+"""Every control command: response code, exact JSON and exact error texts (PROTOCOL.md §4-6)."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from lnc_client.protocol.control import (
+    create_topic_payload,
+    create_topic_with_retention_payload,
+    set_retention_payload,
+    subscribe_payload,
+    topic_id_payload,
+)
+from lnc_client.protocol.frame import (
+    HEADER_SIZE,
+    ControlCommand,
+    Flag,
+    build_ack_frame,
+    build_control_frame,
+    encode_frame,
+)
+
+from .conftest import RawConn
+
+C = ControlCommand
+
+
+def err(text: str) -> bytes:
+    return build_control_frame(C.ERROR_RESPONSE, text.encode())
+
+
+async def ask(conn: RawConn, command: int, payload: bytes = b"") -> bytes:
+    await conn.send(build_control_frame(command, payload))
+    return await conn.read_frame()
+
+
+async def make_topic(conn: RawConn, name: str) -> dict[str, object]:
+    frame = await ask(conn, C.CREATE_TOPIC, create_topic_payload(name))
+    assert frame[12] == C.TOPIC_RESPONSE
+    return json.loads(frame[HEADER_SIZE:])
+
+
+INVALID_NAME = (
+    "Invalid data: Topic name '{}' contains invalid characters. Only alphanumeric characters "
+    "(a-z, A-Z, 0-9) and dashes (-) are allowed"
+)
+
+
+async def test_create_topic_errors(conn: RawConn) -> None:
+    assert await ask(conn, C.CREATE_TOPIC) == err("Topic name required")
+    assert await ask(conn, C.CREATE_TOPIC, b"a b") == err(INVALID_NAME.format("a b"))
+    assert await ask(conn, C.CREATE_TOPIC, b"\xff") == err(INVALID_NAME.format("\ufffd"))
+    first = await make_topic(conn, "Orders-1")
+    assert first["id"] == 1
+    assert await ask(conn, C.CREATE_TOPIC, b"Orders-1") == err("Topic 'Orders-1' already exists")
+    # a failed validation does not use up an id
+    assert (await make_topic(conn, "x"))["id"] == 2
+
+
+async def test_create_topic_with_retention_errors(conn: RawConn) -> None:
+    assert await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, bytes(17)) == err(
+        "Invalid create topic payload"
+    )
+    too_long = struct.pack("<H", 5) + b"ab" + bytes(16)
+    assert await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, too_long) == err("Invalid payload length")
+    assert await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, bytes(18)) == err(
+        "Invalid data: Topic name must not be empty"
+    )
+    payload = create_topic_with_retention_payload("r", 0, 0)
+    assert (await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, payload))[12] == C.TOPIC_RESPONSE
+    assert await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, payload) == err(
+        "Topic 'r' already exists"
+    )
+
+
+async def test_get_and_delete_topic(conn: RawConn) -> None:
+    topic = await make_topic(conn, "g")
+    got = await ask(conn, C.GET_TOPIC, topic_id_payload(1))
+    assert got == build_control_frame(
+        C.TOPIC_RESPONSE,
+        b'{"created_at":%d,"id":1,"name":"g","topic_epoch":1}' % topic["created_at"],
+    )
+    assert await ask(conn, C.GET_TOPIC, topic_id_payload(9)) == err("Topic not found")
+    assert await ask(conn, C.GET_TOPIC, b"\x01") == err("Topic not found")  # short: id 0
+    assert await ask(conn, C.DELETE_TOPIC, topic_id_payload(9)) == err(
+        "Configuration error: Topic 9 not found"
+    )
+    assert await ask(conn, C.DELETE_TOPIC, topic_id_payload(1)) == build_control_frame(
+        C.TOPIC_RESPONSE, b'{"deleted":1}'
+    )
+    assert await ask(conn, C.GET_TOPIC, topic_id_payload(1)) == err("Topic not found")
+    assert await ask(conn, C.LIST_TOPICS) == build_control_frame(C.TOPIC_RESPONSE, b'{"topics":[]}')
+    # ids only increase within one process
+    assert (await make_topic(conn, "g"))["id"] == 2
+
+
+async def test_set_retention(conn: RawConn) -> None:
+    assert await ask(conn, C.SET_RETENTION, bytes(19)) == err("Invalid set retention payload")
+    assert await ask(conn, C.SET_RETENTION, set_retention_payload(3, 1, 2)) == err(
+        "Configuration error: Topic 3 not found"
+    )
+    await make_topic(conn, "s")
+    assert await ask(conn, C.SET_RETENTION, set_retention_payload(1, 0, 0) + b"extra") == (
+        build_control_frame(C.TOPIC_RESPONSE, b'{"max_age_secs":0,"max_bytes":0,"topic_id":1}')
+    )
+
+
+async def test_fetch_payload_errors(conn: RawConn) -> None:
+    assert await ask(conn, C.FETCH) == err("Fetch request payload required")
+    assert await ask(conn, C.FETCH, bytes(15)) == err(
+        "Protocol error: Fetch request payload too small"
+    )
+    assert await ask(conn, C.FETCH, struct.pack("<IQI", 7, 0, 10)) == err("Topic 7 not found")
+
+
+async def test_subscribe_unsubscribe_commit(conn: RawConn) -> None:
+    def ack(consumer: int, offset: int) -> bytes:
+        return struct.pack("<QQ", consumer, offset)
+
+    assert await ask(conn, C.SUBSCRIBE, bytes(23)) == err("Invalid subscribe payload")
+    assert await ask(conn, C.SUBSCRIBE, subscribe_payload(5, 0, 0, 1)) == err("Topic not found")
+    assert await ask(conn, C.UNSUBSCRIBE, bytes(11)) == err("Invalid unsubscribe payload")
+    assert await ask(conn, C.COMMIT_OFFSET, bytes(19)) == err("Invalid commit offset payload")
+    await make_topic(conn, "c")
+    tail = 0xFFFFFFFFFFFFFFFF
+    assert await ask(conn, C.SUBSCRIBE, subscribe_payload(1, tail, 0, 7)) == build_control_frame(
+        C.SUBSCRIBE_ACK, ack(7, tail)
+    )
+    assert await ask(conn, C.COMMIT_OFFSET, struct.pack("<IQQ", 1, 7, 55)) == build_control_frame(
+        C.COMMIT_ACK, ack(7, 55)
+    )
+    # offset 0 is replaced by the committed offset; others are echoed
+    assert await ask(conn, C.SUBSCRIBE, subscribe_payload(1, 0, 0, 7)) == build_control_frame(
+        C.SUBSCRIBE_ACK, ack(7, 55)
+    )
+    assert await ask(conn, C.SUBSCRIBE, subscribe_payload(1, 3, 0, 7)) == build_control_frame(
+        C.SUBSCRIBE_ACK, ack(7, 3)
+    )
+    # Unsubscribe is answered with an Ack frame carrying the consumer id, subscribed or not
+    assert await ask(conn, C.UNSUBSCRIBE, struct.pack("<IQ", 9, 1234)) == build_ack_frame(1234)
+
+
+async def test_commit_is_shared_across_connections(server, conn: RawConn) -> None:
+    await ask(conn, C.COMMIT_OFFSET, struct.pack("<IQQ", 0, 3, 99))
+    other = await RawConn.open(server.port)
+    assert await ask(other, C.SUBSCRIBE, subscribe_payload(0, 0, 0, 3)) == build_control_frame(
+        C.SUBSCRIBE_ACK, struct.pack("<QQ", 3, 99)
+    )
+    await other.close()
+
+
+@pytest.mark.parametrize("code", [0x09, 0x11, 0x12, 0x23, 0x24, 0x80, 0x81, 0xFF, 0x30, 0x00, 0x7F])
+async def test_unknown_and_response_codes(conn: RawConn, code: int) -> None:
+    text = (
+        "Authentication handled at connection level" if code == 0x09 else "Invalid client command"
+    )
+    assert await ask(conn, code) == err(text)
+
+
+async def test_command_is_the_low_byte_of_batch_id(conn: RawConn) -> None:
+    await conn.send(encode_frame(Flag.CONTROL, batch_id=0x1203))
+    assert await conn.read_frame() == build_control_frame(C.TOPIC_RESPONSE, b'{"topics":[]}')
+
+
+async def test_control_wins_over_other_flags(conn: RawConn) -> None:
+    flags = Flag.CONTROL | Flag.KEEPALIVE | Flag.ACK | Flag.BATCH_MODE
+    await conn.send(encode_frame(flags, batch_id=C.LIST_TOPICS))
+    assert await conn.read_frame() == build_control_frame(C.TOPIC_RESPONSE, b'{"topics":[]}')
+
+
+async def test_list_topics_struct_order_sorted_by_id(conn: RawConn) -> None:
+    a = await make_topic(conn, "b")
+    b = await make_topic(conn, "a")
+    listed = json.loads((await ask(conn, C.LIST_TOPICS))[HEADER_SIZE:])
+    assert listed == {
+        "topics": [
+            {"id": 1, "name": "b", "created_at": a["created_at"], "topic_epoch": 1},
+            {"id": 2, "name": "a", "created_at": b["created_at"], "topic_epoch": 1},
+        ]
+    }
