@@ -1,0 +1,389 @@
+"""`LanceClient`: the admin client for topics, retention, cluster status and server offsets.
+
+Data flow: every public method turns its arguments into one typed operation of `operations`
+(topic names are checked against the server's rule before anything is sent) and runs it
+through a `ConnectionManager`, which connects lazily, reconnects with backoff and retries
+retryable failures within `ClientConfig.request_timeout_s`. The typed results are the frozen
+values of `protocol.control` (`TopicInfo`, `ClusterStatus`, `SubscribeAck`, `CommitAck`, ...).
+
+Topic arguments accept an id, a name or a `TopicInfo`. A name is resolved with ListTopics on
+every call (no cache, so a deleted and re-created topic is never addressed by a stale id).
+
+Retention: on the real server 0 is a limit, not "unlimited" (PROTOCOL.md §7: max_bytes 0 deletes
+every closed segment). So a limit left out of `set_retention` or `create_topic_with_retention`
+is sent as `NO_LIMIT` (u64::MAX), and only an explicit 0 means 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from types import TracebackType
+from typing import Final, Self, TypeVar
+
+from lnc_client import operations
+from lnc_client.config import ClientConfig, ReconnectConfig
+from lnc_client.connection import Connection
+from lnc_client.errors import (
+    LanceError,
+    ServerCatchingUpError,
+    TopicAlreadyExistsError,
+    TopicNotFoundError,
+    validate_topic_name,
+)
+from lnc_client.protocol.control import (
+    ClusterStatus,
+    CommitAck,
+    FetchResult,
+    RetentionInfo,
+    SubscribeAck,
+    TopicInfo,
+)
+from lnc_client.reconnect import ConnectionManager
+
+__all__ = ["NO_LIMIT", "LanceClient", "TopicRef"]
+
+NO_LIMIT: Final = 0xFFFF_FFFF_FFFF_FFFF
+"""The retention value meaning "no limit" (u64::MAX); 0 is a real limit on the server."""
+
+_U32_MAX: Final = 0xFFFF_FFFF
+
+TopicRef = int | str | TopicInfo
+"""A topic given by id, by name, or as a `TopicInfo` (its id is used)."""
+
+T = TypeVar("T")
+
+
+def _limit(value: int | None, what: str) -> int:
+    if value is None:
+        return NO_LIMIT
+    if type(value) is not int or not 0 <= value <= NO_LIMIT:
+        raise ValueError(f"{what} must be an int in 0..2**64-1 (or None for no limit)")
+    return value
+
+
+def _u64(value: int, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= NO_LIMIT:
+        raise ValueError(f"{what} must be an int in 0..2**64-1, not {value!r}")
+    return value
+
+
+class LanceClient:
+    """Admin client: topic management, retention, cluster status and server-side offsets.
+
+    Use it as `async with LanceClient(ClientConfig(host="127.0.0.1")) as client: ...`, or call
+    `connect()` and `close()` yourself. Operations connect on demand, reconnect after a lost
+    connection and retry retryable errors, all within `config.request_timeout_s` per call.
+
+    Args:
+        config: Address, timeouts, TLS, auth token and reconnect policy (defaults if None).
+    """
+
+    def __init__(self, config: ClientConfig | None = None) -> None:
+        self.config = config or ClientConfig()
+        self._manager = ConnectionManager(
+            self.config.addresses(),
+            self.config.connection_options(),
+            self.config.reconnect,
+            auto_reconnect=self.config.auto_reconnect,
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def connect(self) -> Self:
+        """Connect now (operations would otherwise connect on first use).
+
+        Raises:
+            ConnectionError: No server could be reached.
+            TimeoutError: Not connected within `connect_timeout_s`.
+            AuthenticationError: The server refused the token.
+        """
+        deadline = asyncio.get_running_loop().time() + self.config.connect_timeout_s
+        await self._manager.get(deadline=deadline)
+        return self
+
+    async def close(self) -> None:
+        """Close the connection; later operations raise `ConnectionError`."""
+        await self._manager.close()
+
+    async def __aenter__(self) -> Self:
+        return await self.connect()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection has been re-established."""
+        return self._manager.reconnects
+
+    async def _call(self, operation: Callable[[Connection], Awaitable[T]]) -> T:
+        return await self._manager.call(operation, timeout=self.config.request_timeout_s)
+
+    # --- topics ---------------------------------------------------------------------------
+
+    async def create_topic(self, name: str) -> TopicInfo:
+        """Create a topic, or return the existing one of that name (= `ensure_topic`).
+
+        Raises:
+            InvalidTopicNameError: The name breaks the server's rule (nothing is sent).
+        """
+        return await self.ensure_topic(name)
+
+    async def create_topic_once(self, name: str) -> TopicInfo:
+        """Create a topic; fail if one of that name exists.
+
+        Raises:
+            InvalidTopicNameError: The name breaks the server's rule (nothing is sent).
+            TopicAlreadyExistsError: The topic exists (standalone server).
+        """
+        validate_topic_name(name)
+        return await self._call(lambda conn: operations.create_topic(conn, name))
+
+    async def ensure_topic(
+        self, name: str, max_attempts: int = 20, base_backoff_ms: int = 500
+    ) -> TopicInfo:
+        """Create the topic if needed and return it; retries transient failures.
+
+        On "already exists" the existing topic is looked up and returned. A retryable failure
+        (lost connection, FORWARD_FAILED, ...) is retried after an exponential backoff with
+        jitter starting at `base_backoff_ms`, up to `max_attempts` attempts in all.
+
+        Args:
+            name: Topic name (`[A-Za-z0-9-]+`).
+            max_attempts: Attempts at most (>= 1).
+            base_backoff_ms: First backoff delay.
+
+        Raises:
+            InvalidTopicNameError: The name breaks the server's rule (nothing is sent).
+            LanceError: A non-retryable error, or the last error once attempts are used up.
+        """
+        validate_topic_name(name)
+        if max_attempts < 1 or base_backoff_ms < 0:
+            raise ValueError("need max_attempts >= 1 and base_backoff_ms >= 0")
+        backoff = ReconnectConfig(
+            base_delay_ms=base_backoff_ms,
+            max_delay_ms=max(base_backoff_ms, self.config.reconnect.max_delay_ms),
+            jitter_factor=self.config.reconnect.jitter_factor,
+        )
+        last: LanceError | None = None
+        for attempt in range(max_attempts):
+            if attempt:
+                await asyncio.sleep(backoff.delay_for_attempt(attempt - 1))
+            try:
+                return await self.create_topic_once(name)
+            except TopicAlreadyExistsError as error:
+                existing = await self._find_topic(name)
+                if existing is not None:
+                    return existing
+                last = error
+            except LanceError as error:
+                if not error.retryable:
+                    raise
+                last = error
+        assert last is not None
+        raise last
+
+    async def ensure_topic_default(self, name: str) -> TopicInfo:
+        """`ensure_topic` with its default attempts and backoff (lnc-client 0.2.9 name)."""
+        return await self.ensure_topic(name)
+
+    async def create_topic_with_retention(
+        self, name: str, *, max_age_secs: int | None = None, max_bytes: int | None = None
+    ) -> TopicInfo:
+        """Create a topic with retention limits.
+
+        Args:
+            name: Topic name (`[A-Za-z0-9-]+`).
+            max_age_secs: Delete closed segments older than this; None (default) = no limit.
+            max_bytes: Keep the topic at most this big; None (default) = no limit. 0 deletes
+                every closed segment on the server: it is not "unlimited".
+
+        Returns:
+            The topic, with the retention the server echoed.
+
+        Raises:
+            InvalidTopicNameError: The name breaks the server's rule (nothing is sent).
+            TopicAlreadyExistsError: A topic of that name exists.
+        """
+        validate_topic_name(name)
+        age = _limit(max_age_secs, "max_age_secs")
+        size = _limit(max_bytes, "max_bytes")
+        return await self._call(
+            lambda conn: operations.create_topic_with_retention(conn, name, age, size)
+        )
+
+    async def list_topics(self) -> list[TopicInfo]:
+        """Return every topic, sorted by id (retention is never reported by the server)."""
+        return await self._call(operations.list_topics)
+
+    async def get_topic(self, topic: TopicRef) -> TopicInfo:
+        """Return one topic by id, name or `TopicInfo`.
+
+        Raises:
+            TopicNotFoundError: No such topic.
+        """
+        if isinstance(topic, str):
+            return await self.get_topic_by_name(topic)
+        topic_id = self._id_of(topic)
+        return await self._call(lambda conn: operations.get_topic(conn, topic_id))
+
+    async def get_topic_by_name(self, name: str) -> TopicInfo:
+        """Return the topic called `name`.
+
+        Raises:
+            InvalidTopicNameError: The name breaks the server's rule (nothing is sent).
+            TopicNotFoundError: No such topic (its `topic_id` is the name).
+        """
+        validate_topic_name(name)
+        topic = await self._find_topic(name)
+        if topic is None:
+            raise TopicNotFoundError(name)
+        return topic
+
+    async def resolve_topic_id(self, name: str) -> int:
+        """Return the id of the topic called `name`.
+
+        Raises:
+            TopicNotFoundError: No such topic.
+        """
+        return (await self.get_topic_by_name(name)).id
+
+    async def delete_topic(self, topic: TopicRef) -> int:
+        """Delete a topic; returns the deleted id.
+
+        Raises:
+            TopicNotFoundError: No such topic.
+        """
+        topic_id = await self.topic_id(topic)
+        return await self._call(lambda conn: operations.delete_topic(conn, topic_id))
+
+    async def set_retention(
+        self,
+        topic: TopicRef,
+        *,
+        max_age_secs: int | None = None,
+        max_bytes: int | None = None,
+    ) -> TopicInfo:
+        """Set a topic's retention limits; a limit left out means no limit (u64::MAX).
+
+        Args:
+            topic: The topic (id, name or `TopicInfo`).
+            max_age_secs: Delete closed segments older than this; None = no limit.
+            max_bytes: Keep the topic at most this big; None = no limit. 0 deletes every
+                closed segment on the server.
+
+        Returns:
+            The topic (name, creation time) with the retention the server stored.
+
+        Raises:
+            TopicNotFoundError: No such topic.
+        """
+        age = _limit(max_age_secs, "max_age_secs")
+        size = _limit(max_bytes, "max_bytes")
+        info = await self.get_topic(topic)
+        stored = await self._call(lambda conn: operations.set_retention(conn, info.id, age, size))
+        return replace(info, retention=RetentionInfo(stored.max_age_secs, stored.max_bytes))
+
+    async def topic_id(self, topic: TopicRef) -> int:
+        """Return the id of a topic given by id, name or `TopicInfo` (names are looked up).
+
+        Raises:
+            TopicNotFoundError: A name that no topic has.
+        """
+        if isinstance(topic, str):
+            return await self.resolve_topic_id(topic)
+        return self._id_of(topic)
+
+    @staticmethod
+    def _id_of(topic: int | TopicInfo) -> int:
+        topic_id = topic.id if isinstance(topic, TopicInfo) else topic
+        if type(topic_id) is not int or not 0 <= topic_id <= _U32_MAX:
+            raise ValueError(f"a topic id is an int in 0..2**32-1, not {topic_id!r}")
+        return topic_id
+
+    async def _find_topic(self, name: str) -> TopicInfo | None:
+        topics = await self.list_topics()
+        return next((topic for topic in topics if topic.name == name), None)
+
+    # --- cluster, keepalive ---------------------------------------------------------------
+
+    async def get_cluster_status(self) -> ClusterStatus:
+        """Return the answering node's view of the cluster (GetClusterStatus)."""
+        return await self._call(operations.cluster_status)
+
+    async def ping(self) -> float:
+        """Send a keepalive and return the round-trip time in seconds."""
+        return await self._call(lambda conn: conn.ping())
+
+    # --- data position and server-side offsets ---------------------------------------------
+
+    async def fetch(self, topic: TopicRef, offset: int, max_bytes: int) -> FetchResult:
+        """Fetch one raw window of at most `max_bytes` from byte offset `offset`.
+
+        The window may start or end inside a record (decode it with
+        `protocol.records.decode_stream`, which keeps the partial tail).
+
+        Raises:
+            ServerCatchingUpError: The offset lies past the end of the topic.
+            TopicNotFoundError: No such topic.
+        """
+        topic_id = await self.topic_id(topic)
+        start = _u64(offset, "offset")
+        if type(max_bytes) is not int or not 0 < max_bytes <= _U32_MAX:
+            raise ValueError("max_bytes must be an int in 1..2**32-1")
+
+        async def fetch_once(conn: Connection) -> FetchResult | ServerCatchingUpError:
+            try:
+                return await operations.fetch(conn, topic_id, start, max_bytes)
+            except ServerCatchingUpError as error:
+                return error  # an answer for this caller, not a reason to retry
+
+        result = await self._call(fetch_once)
+        if isinstance(result, ServerCatchingUpError):
+            raise result
+        return result
+
+    async def end_offset(self, topic: TopicRef) -> int:
+        """Return the topic's end offset (its total stored bytes)."""
+        topic_id = await self.topic_id(topic)
+        return await self._call(lambda conn: operations.end_offset(conn, topic_id))
+
+    async def subscribe(
+        self, topic: TopicRef, start_offset: int, max_batch_bytes: int, consumer_id: int
+    ) -> SubscribeAck:
+        """Register a subscription (bookkeeping only: the server never pushes data).
+
+        Returns:
+            The consumer id and the offset the server holds (a committed offset replaces a
+            requested 0).
+        """
+        topic_id = await self.topic_id(topic)
+        start = _u64(start_offset, "start_offset")
+        consumer = _u64(consumer_id, "consumer_id")
+        if type(max_batch_bytes) is not int or not 0 <= max_batch_bytes <= _U32_MAX:
+            raise ValueError("max_batch_bytes must be an int in 0..2**32-1")
+        return await self._call(
+            lambda conn: operations.subscribe(conn, topic_id, start, max_batch_bytes, consumer)
+        )
+
+    async def unsubscribe(self, topic: TopicRef, consumer_id: int) -> None:
+        """Remove a subscription (the server answers with an Ack frame)."""
+        topic_id = await self.topic_id(topic)
+        consumer = _u64(consumer_id, "consumer_id")
+        await self._call(lambda conn: operations.unsubscribe(conn, topic_id, consumer))
+
+    async def commit_offset(self, topic: TopicRef, consumer_id: int, offset: int) -> CommitAck:
+        """Store a consumer's offset on the server (in its memory: not durable there)."""
+        topic_id = await self.topic_id(topic)
+        consumer = _u64(consumer_id, "consumer_id")
+        position = _u64(offset, "offset")
+        return await self._call(
+            lambda conn: operations.commit_offset(conn, topic_id, consumer, position)
+        )
