@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import struct
 
@@ -307,3 +308,15 @@ def test_random_bytes_decode_or_raise_protocol_error(data: bytes) -> None:
         decode_stream(data)
     except ProtocolError:
         return
+
+
+def test_decoded_records_are_ordinary_frozen_tlv_records() -> None:
+    records, _ = decode_stream(encode_values([b"a", b"bc"]) + TlvRecord.null().encode())
+    for rec in records:
+        assert type(rec) is TlvRecord
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            rec.value = b"changed"  # type: ignore[misc]
+    assert records == [TlvRecord.raw(b"a"), TlvRecord.raw(b"bc"), TlvRecord.null()]
+    assert hash(records[0]) == hash(TlvRecord.raw(b"a"))
+    assert dataclasses.replace(records[1], value=b"x") == TlvRecord.raw(b"x")
+    assert repr(records[0]) == "TlvRecord(record_type=1, value=b'a', extended_type=0)"

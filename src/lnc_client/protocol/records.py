@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from itertools import chain, repeat
-from typing import Final
+from itertools import chain
+from typing import Final, cast
 
 import lz4.block
 
@@ -60,6 +60,7 @@ _KEY_LEN: Final = struct.Struct("<H")
 _TIMESTAMP: Final = struct.Struct("<Q")
 _KEY_TS: Final = struct.Struct("<HQ")
 _ENVELOPE: Final = struct.Struct("<BI")
+_LEADING_EMPTY: Final = (b"",)
 _LZ4_MAX_RATIO: Final = 255
 """An LZ4 block expands at most ~255-fold, so a larger declared size is corrupt (and would
 otherwise make the decoder allocate up to 4 GiB before failing)."""
@@ -228,7 +229,8 @@ def _decode_key(key: bytes) -> str:
 def encode_values(values: Sequence[bytes], record_type: int = RecordType.RAW_DATA) -> bytes:
     """Encode many values of one type into a TLV stream, without per-record Python objects.
 
-    This is the producer's hot path: all iteration happens inside C (`bytes.join`, `map`).
+    This is the producer's hot path: all iteration happens inside C (`bytes.join`, `map`,
+    slice assignment), with one header built per distinct value length.
 
     Args:
         values: The record values.
@@ -242,13 +244,15 @@ def encode_values(values: Sequence[bytes], record_type: int = RecordType.RAW_DAT
         raise ValueError(f"encode_values takes record types 0x00-0xFE, not {record_type:#x}")
     if not values:
         return b""
-    first_length = len(values[0])
     lengths = list(map(len, values))
-    if lengths.count(first_length) == len(lengths):
-        header = _HEADER.pack(record_type, first_length)
-        return header + header.join(values)
-    headers = map(_HEADER.pack, repeat(record_type, len(values)), lengths)
-    return b"".join(chain.from_iterable(zip(headers, values, strict=True)))
+    if lengths.count(lengths[0]) == len(lengths):
+        # header.join over ["", v1, v2, ...] gives header v1 header v2 ... in one copy
+        return _HEADER.pack(record_type, lengths[0]).join(chain(_LEADING_EMPTY, values))
+    headers = {length: _HEADER.pack(record_type, length) for length in set(lengths)}
+    parts: list[bytes | bytearray | memoryview] = [b""] * (2 * len(values))
+    parts[0::2] = map(headers.__getitem__, lengths)
+    parts[1::2] = values
+    return b"".join(parts)
 
 
 def encode_records(records: Iterable[TlvRecord]) -> bytes:
@@ -308,18 +312,23 @@ def _open_envelope(value: bytes) -> list[TlvRecord]:
 
 _COMPRESSED_TYPE: Final = int(RecordType.LNC_COMPRESSED)
 _EXTENDED_TYPE: Final = int(RecordType.NULL)
-_new_record = object.__new__
-_set_type: Callable[[TlvRecord, int], None] = vars(TlvRecord)["record_type"].__set__
-_set_value: Callable[[TlvRecord, bytes], None] = vars(TlvRecord)["value"].__set__
-_set_extended: Callable[[TlvRecord, int], None] = vars(TlvRecord)["extended_type"].__set__
+_SPECIAL_TYPES: Final = frozenset((_COMPRESSED_TYPE, _EXTENDED_TYPE))
 
 
-def _record(record_type: int, value: bytes, extended_type: int = 0) -> TlvRecord:
-    record = _new_record(TlvRecord)
-    _set_type(record, record_type)
-    _set_value(record, value)
-    _set_extended(record, extended_type)
-    return record
+class _RecordBuilder:
+    """A mutable twin of `TlvRecord` with the very same slots, for the decoder's hot loop.
+
+    Building a frozen dataclass costs three descriptor calls per record. `decode_stream`
+    instead fills one of these with plain attribute stores and then sets its `__class__` to
+    `TlvRecord`, which Python allows because both classes have the same slot layout. The
+    result is an ordinary, frozen `TlvRecord`; only its construction is cheaper (about 40 %
+    of `decode_stream`'s time per record).
+    """
+
+    __slots__ = TlvRecord.__slots__
+    record_type: int
+    value: bytes
+    extended_type: int
 
 
 def decode_stream(
@@ -347,31 +356,59 @@ def decode_stream(
     """
     if not isinstance(buffer, bytes):
         buffer = bytes(buffer)
-    records: list[TlvRecord] = []
+    records: list[TlvRecord | _RecordBuilder] = []
     append = records.append
     unpack = _HEADER.unpack_from
+    builder, record_class, header_size = _RecordBuilder, TlvRecord, RECORD_HEADER_SIZE
+    first_special, specials = _COMPRESSED_TYPE, _SPECIAL_TYPES
     end = len(buffer)
     pos = 0
     remaining = -1 if max_records is None else max_records
-    while remaining and end - pos >= RECORD_HEADER_SIZE:
+    while remaining and end - pos >= header_size:
         record_type, length = unpack(buffer, pos)
-        start = pos + RECORD_HEADER_SIZE
-        extended = 0
-        if record_type == _EXTENDED_TYPE:
-            if end - pos < EXTENDED_HEADER_SIZE:
+        if record_type >= first_special and record_type in specials:
+            special = _decode_special(buffer, pos, end, decompress=decompress)
+            if special is None:
                 break
-            _, extended, length = _EXTENDED.unpack_from(buffer, pos)
-            start = pos + EXTENDED_HEADER_SIZE
-        stop = start + length
-        if stop > end:
-            break
-        if record_type == _COMPRESSED_TYPE and decompress:
-            records += _open_envelope(buffer[start:stop])
+            pos, found = special
+            records += found
         else:
-            append(_record(record_type, buffer[start:stop], extended))
-        pos = stop
+            stop = pos + header_size + length
+            if stop > end:
+                break
+            record = builder()
+            record.record_type = record_type
+            record.value = buffer[pos + header_size : stop]
+            record.extended_type = 0
+            record.__class__ = record_class  # type: ignore[assignment]
+            append(record)
+            pos = stop
         remaining -= 1
-    return records, pos
+    return cast("list[TlvRecord]", records), pos
+
+
+def _decode_special(
+    buffer: bytes, pos: int, end: int, *, decompress: bool
+) -> tuple[int, list[TlvRecord]] | None:
+    """Decode the record of type 0xFF (extended header) or 0xC0 (envelope) at `pos`.
+
+    Returns:
+        The position after it and the records it holds, or None if it runs past `end`.
+    """
+    record_type, length = _HEADER.unpack_from(buffer, pos)
+    start = pos + RECORD_HEADER_SIZE
+    extended = 0
+    if record_type == _EXTENDED_TYPE:
+        if end - pos < EXTENDED_HEADER_SIZE:
+            return None
+        _, extended, length = _EXTENDED.unpack_from(buffer, pos)
+        start = pos + EXTENDED_HEADER_SIZE
+    stop = start + length
+    if stop > end:
+        return None
+    if record_type == _COMPRESSED_TYPE and decompress:
+        return stop, _open_envelope(buffer[start:stop])
+    return stop, [TlvRecord(record_type, buffer[start:stop], extended)]
 
 
 def decode_records(payload: bytes, expected_count: int | None = None) -> list[TlvRecord]:
