@@ -108,11 +108,12 @@ async def test_layout_metadata_and_restart(tmp_path: Path) -> None:
         port = server.port
         meta = json.loads((tmp_path / "segments" / "b" / "metadata.json").read_text())
         text = (tmp_path / "segments" / "b" / "metadata.json").read_text()
-        assert text == (
-            '{\n  "id": 2,\n  "name": "b",\n  "created_at": %d,\n  "topic_epoch": 1,\n'
+        expected = (
+            '{\n  "id": 2,\n  "name": "b",\n  "created_at": CREATED,\n  "topic_epoch": 1,\n'
             '  "auth": null,\n  "retention": {\n    "max_bytes": 6,\n    "max_age_secs": 5\n'
-            "  }\n}" % meta["created_at"]
+            "  }\n}"
         )
+        assert text == expected.replace("CREATED", str(meta["created_at"]))
         # restart on the same port and data dir: data intact, ids continue, segment closed
         await server.restart()
         assert server.port == port

@@ -226,15 +226,9 @@ class LanceServer:
         writer.start()
         state = ServerState(config, registry, writer, tokens, self._faults)
         commands = Commands(state)
-
-        def accept() -> Session:
-            session = Session(state, commands, self._sessions.discard)
-            self._sessions.add(session)
-            return session
-
         try:
             listener = await loop.create_server(
-                accept,
+                lambda: Session(state, commands, self._sessions),
                 config.host,
                 self._port,
                 ssl=_ssl_context(config.tls),

@@ -15,7 +15,9 @@ Acks are written. With the limit at 0 the behaviour is exactly the real one.
 
 Flow control. Reading pauses while a disk-bound command runs, while too many bytes are un-acked,
 while the writer's queue is full, and while the transport's send buffer is over its high-water
-mark (a peer that does not read its replies). Memory per connection is therefore bounded.
+mark (a peer that does not read its replies); in that last case dispatch of the current chunk
+also stops until the buffer drains, as the real server's blocking `write_all` does. Memory per
+connection is therefore bounded by the limits plus one reply.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Final
 
 from lnc_client.errors import InvalidFrameError
@@ -70,16 +72,15 @@ class Session(asyncio.BufferedProtocol):
     Args:
         state: What all sessions share.
         commands: The control-command dispatcher.
-        on_closed: Called with the session when its connection is gone.
+        live: The server's set of open sessions; a session is in it from `connection_made`
+            (after the TLS handshake, if any) to `connection_lost`.
     """
 
-    def __init__(
-        self, state: ServerState, commands: Commands, on_closed: Callable[[Session], None]
-    ) -> None:
+    def __init__(self, state: ServerState, commands: Commands, live: set[Session]) -> None:
         config = state.config
         self._state = state
         self._commands = commands
-        self._on_closed = on_closed
+        self._live = live
         self._decoder = FrameDecoder(
             max_payload_size=config.max_payload_size, buffer_size=config.read_buffer_bytes
         )
@@ -100,6 +101,7 @@ class Session(asyncio.BufferedProtocol):
         self._reading = True
         self._waiting_for_room = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stalled: tuple[_Chunk, list[Frame], int, bool] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
         self.closed = self._loop.create_future()
@@ -110,6 +112,7 @@ class Session(asyncio.BufferedProtocol):
         """Start reading; set the send buffer's high-water mark and the idle timer."""
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._live.add(self)
         transport.set_write_buffer_limits(high=self._state.config.write_buffer_high_bytes)
         self._last_activity = self._loop.time()
         if self._state.config.idle_timeout_secs:
@@ -149,11 +152,18 @@ class Session(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         """The send buffer drained: read again."""
         self._write_paused = False
+        stalled, self._stalled = self._stalled, None
+        if stalled is not None:
+            self._busy = False
+            chunk, frames, index, fault = stalled
+            self._run(chunk, frames, index, fault=fault)
+            return
         self._update_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the transport; pending disk-bound commands are cancelled."""
         self._transport = None
+        self._stalled = None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         for task in list(self._tasks):
@@ -162,7 +172,7 @@ class Session(asyncio.BufferedProtocol):
         self._entries.clear()
         if not self.closed.done():
             self.closed.set_result(None)
-        self._on_closed(self)
+        self._live.discard(self)
 
     # --- control from the server ----------------------------------------------------------------
 
@@ -182,6 +192,12 @@ class Session(asyncio.BufferedProtocol):
     def _run(self, chunk: _Chunk, frames: list[Frame], start: int, *, fault: bool) -> None:
         drop_after = self._state.faults.drop_after_frames
         for index in range(start, len(frames)):
+            if self._write_paused:
+                self._submit(chunk)
+                self._stalled = (chunk, frames, index, fault)
+                self._busy = True
+                self._update_reading()
+                return
             frame = frames[index]
             if drop_after:
                 self._frames_seen += 1

@@ -1,0 +1,244 @@
+"""Auth, fault injection, idle timeout, TLS and flow control."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import struct
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from lnc_client.protocol.control import authenticate_payload, create_topic_payload, fetch_payload
+from lnc_client.protocol.frame import (
+    HEADER_SIZE,
+    KEEPALIVE_FRAME,
+    ControlCommand,
+    build_ack_frame,
+    build_backpressure_frame,
+    build_control_frame,
+    build_ingest_frame,
+)
+from lnc_client.server import AuthConfig, FaultConfig, LanceServer, ServerConfig, TlsConfig
+
+from .conftest import TIMEOUT, RawConn
+
+C = ControlCommand
+RECORD = b"\x01\x03\x00\x00\x00abc"
+
+
+def ingest(batch_id: int, topic: int = 1, payload: bytes = RECORD) -> bytes:
+    return build_ingest_frame(payload, batch_id=batch_id, record_count=1, topic_id=topic)
+
+
+def auth_reply(ok: bool, text: str) -> bytes:
+    return build_control_frame(C.AUTHENTICATE_RESPONSE, bytes([ok]) + text.encode())
+
+
+async def ask(conn: RawConn, command: int, payload: bytes = b"") -> bytes:
+    await conn.send(build_control_frame(command, payload))
+    return await conn.read_frame()
+
+
+async def test_token_auth_gates_only_ingest(tmp_path: Path) -> None:
+    async with LanceServer(tmp_path, port=0, auth_tokens=["s3cret"]) as server:
+        conn = await RawConn.open(server.port)
+        assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+        await conn.send(ingest(1))
+        assert await conn.read_frame() == build_control_frame(
+            C.ERROR_RESPONSE, b"Authentication required"
+        )
+        await conn.send(ingest(2, payload=b""))  # zero-length still passes through the check
+        assert await conn.read_frame() == build_control_frame(
+            C.ERROR_RESPONSE, b"Authentication required"
+        )
+        assert await ask(conn, C.AUTHENTICATE) == auth_reply(False, "No token provided")
+        assert await ask(conn, C.AUTHENTICATE, b"\xff") == auth_reply(
+            False, "Invalid token encoding"
+        )
+        assert await ask(conn, C.AUTHENTICATE, authenticate_payload("nope")) == auth_reply(
+            False, "Invalid token"
+        )
+        assert await ask(conn, C.AUTHENTICATE, authenticate_payload("s3cret")) == auth_reply(
+            True, "Authenticated"
+        )
+        await conn.send(ingest(3))
+        assert await conn.read_frame() == build_ack_frame(3)
+        other = await RawConn.open(server.port)  # auth state is per connection
+        await other.send(ingest(4))
+        assert (await other.read_frame())[HEADER_SIZE:] == b"Authentication required"
+        await other.close()
+        await conn.close()
+
+
+async def test_write_only_true_allows_unauthenticated_ingest(tmp_path: Path) -> None:
+    auth = AuthConfig(enabled=True, tokens=("t",), write_only=True)
+    config = ServerConfig(tmp_path, port=0, auth=auth)
+    async with LanceServer(config=config) as server:
+        conn = await RawConn.open(server.port)
+        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        await conn.send(ingest(1))
+        assert await conn.read_frame() == build_ack_frame(1)
+        await conn.close()
+
+
+async def test_token_file(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("# comment\n\n  file-token  \n")
+    config = ServerConfig(tmp_path / "d", port=0, auth=AuthConfig(enabled=True, token_file=tokens))
+    async with LanceServer(config=config) as server:
+        conn = await RawConn.open(server.port)
+        assert await ask(conn, C.AUTHENTICATE, b"file-token") == auth_reply(True, "Authenticated")
+        await conn.close()
+
+
+async def test_faults_change_at_runtime(tmp_path: Path) -> None:
+    faults = FaultConfig(backpressure_every_n_acks=2)
+    async with LanceServer(tmp_path, port=0, faults=faults) as server:
+        conn = await RawConn.open(server.port)
+        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        await conn.send(ingest(1) + ingest(2) + ingest(3))
+        assert await conn.read_frames(4) == [
+            build_ack_frame(1),
+            build_ack_frame(2),
+            build_backpressure_frame(),
+            build_ack_frame(3),
+        ]
+        server.faults = FaultConfig(ack_delay_ms=150)
+        started = time.monotonic()
+        await conn.send(ingest(4))
+        assert await conn.read_frame() == build_ack_frame(4)
+        assert time.monotonic() - started >= 0.14
+        server.faults = FaultConfig(max_fetch_bytes=4)
+        assert await ask(conn, C.FETCH, fetch_payload(1, 0, 100)) == build_control_frame(
+            C.FETCH_RESPONSE, struct.pack("<QII", 4, 4, 1) + RECORD[:4]
+        )
+        server.faults = FaultConfig(drop_after_frames=2)
+        await conn.send(KEEPALIVE_FRAME)
+        assert await conn.read_frame() == KEEPALIVE_FRAME
+        await conn.send(ingest(5))  # the second frame: dropped, no reply
+        with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+            await conn.read_frame()
+        await conn.close()
+        server.faults = FaultConfig()
+        fresh = await RawConn.open(server.port)
+        await fresh.send(KEEPALIVE_FRAME)
+        assert await fresh.read_frame() == KEEPALIVE_FRAME
+        await fresh.close()
+
+
+async def test_idle_timeout_is_off_by_default_and_optional(tmp_path: Path) -> None:
+    async with LanceServer(tmp_path, port=0, idle_timeout_secs=0.2) as server:
+        conn = await RawConn.open(server.port)
+        assert await conn.expect_closed() == b""
+        await conn.close()
+    async with LanceServer(tmp_path, port=0) as server:
+        conn = await RawConn.open(server.port)
+        await conn.expect_silence(0.3)
+        await conn.close()
+
+
+async def test_peer_that_never_reads_is_throttled_by_tcp(tmp_path: Path) -> None:
+    async with LanceServer(tmp_path, port=0) as server:
+        conn = await RawConn.open(server.port)
+        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        big = b"\x01" + struct.pack("<I", 1 << 20) + bytes(1 << 20)
+        await conn.send(ingest(1, payload=big))
+        await conn.read_frame()
+        request = build_control_frame(C.FETCH, fetch_payload(1, 0, 1 << 20)) * 1000
+        blocked = False
+        for _ in range(200):  # up to 12 MB of requests for 200 GB of replies
+            conn.writer.write(request)
+            try:
+                await asyncio.wait_for(conn.writer.drain(), 0.5)
+            except TimeoutError:
+                blocked = True
+                break
+        assert blocked, "the server kept reading although its replies were not read"
+        session = next(iter(server._sessions))
+        assert session._transport.get_write_buffer_size() < 8 * (1 << 20)
+        conn.writer.transport.abort()
+
+
+_EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+
+
+def _make_cert(
+    directory: Path, name: str, ca: tuple[Path, Path] | None = None
+) -> tuple[Path, Path]:
+    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
+    subj = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    if ca is None:
+        cmd = ["openssl", "req", "-x509", *_EC, "-nodes", "-days", "2", "-subj", "/CN=test-ca"]
+        subprocess.run([*cmd, "-keyout", key, "-out", cert], check=True, capture_output=True)
+    else:
+        csr = directory / f"{name}.csr"
+        subprocess.run(
+            ["openssl", "req", "-new", *_EC, "-nodes", "-keyout", key, "-out", csr, *subj],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                "openssl",
+                "x509",
+                "-req",
+                "-in",
+                csr,
+                "-CA",
+                ca[1],
+                "-CAkey",
+                ca[0],
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                cert,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return key, cert
+
+
+async def _tls_keepalive(port: int, context: ssl.SSLContext) -> bytes:
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", port, ssl=context), TIMEOUT
+    )
+    conn = RawConn(reader, writer)
+    try:
+        await conn.send(KEEPALIVE_FRAME)
+        return await conn.read_frame()
+    finally:
+        await conn.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_tls_with_client_certificates(tmp_path: Path) -> None:
+    ca_key, ca_cert = _make_cert(tmp_path, "ca")
+    server_key, server_cert = _make_cert(tmp_path, "server", (ca_key, ca_cert))
+    client_key, client_cert = _make_cert(tmp_path, "client", (ca_key, ca_cert))
+    tls = TlsConfig(
+        enabled=True,
+        cert_path=server_cert,
+        key_path=server_key,
+        ca_path=ca_cert,
+        require_client_cert=True,
+    )
+    async with LanceServer(tmp_path / "d", port=0, tls=tls) as server:
+        context = ssl.create_default_context(cafile=ca_cert)
+        context.check_hostname = False  # the chain is still verified against the test CA
+        context.load_cert_chain(client_cert, client_key)
+        assert await _tls_keepalive(server.port, context) == KEEPALIVE_FRAME
+        anonymous = ssl.create_default_context(cafile=ca_cert)
+        anonymous.check_hostname = False
+        with pytest.raises((ssl.SSLError, ConnectionError, asyncio.IncompleteReadError)):
+            await _tls_keepalive(server.port, anonymous)
+        # a plain client speaking LWP to the TLS port gets nothing back
+        plain = await RawConn.open(server.port)
+        await plain.send(KEEPALIVE_FRAME)
+        assert await plain.expect_closed() == b""
+        await plain.close()
