@@ -62,7 +62,7 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     """Add the `demo` subcommand to the `lnc` parser."""
     parser = subparsers.add_parser(
         "demo",
-        help="produce and verify records against an embedded server",
+        help="Produce, consume and verify records against an embedded server.",
         description="Start the embedded server on a temporary directory, produce records, "
         "consume them back, verify every one, and print throughput and latency.",
     )
