@@ -155,13 +155,15 @@ async def test_sigkill_during_heavy_ingest_loses_no_acked_batch(tmp_path: Path) 
         tasks = [asyncio.create_task(producer(i)) for i in range(4)]
         while sum(len(a) for a in acked.values()) < 400:
             await asyncio.sleep(0.01)
+        assert process.returncode is None, "the server died before the kill"
         process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
     finally:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-    assert process.returncode == -signal.SIGKILL
+    # asyncio may report 255 when its child watcher loses the race for the exit status
+    assert process.returncode in (-signal.SIGKILL, 255)
 
     async with LanceServer(tmp_path, port=0) as server:
         reader = await RawConn.open(server.port)

@@ -1,0 +1,112 @@
+"""The TOML config file, flags, and the `python -m lnc_client.server` process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lnc_client.protocol.frame import KEEPALIVE_FRAME
+from lnc_client.server import AuthConfig, ConfigError, FaultConfig, TlsConfig, load_config
+from lnc_client.server.cli import build_config, main
+
+from .conftest import RawConn
+
+
+def test_lance_toml_layout(tmp_path: Path) -> None:
+    path = tmp_path / "lance.toml"
+    path.write_text(
+        'data_dir = "/srv/lance"\nlisten_addr = "0.0.0.0:2000"\n'
+        "retention_cleanup_interval_secs = 5\n"
+        "[ingestion]\nmax_payload_size = 1024\n[io]\nsegment_max_size = 4096\n"
+        '[auth]\nenabled = true\ntokens = ["a", "b"]\nwrite_only = false\n'
+        '[tls]\nenabled = true\ncert_path = "c.pem"\nkey_path = "k.pem"\n'
+        "[server]\nidle_timeout_secs = 30\n[faults]\nack_delay_ms = 5\n"
+    )
+    config = load_config(path, port=0)
+    assert config.data_dir == Path("/srv/lance")
+    assert (config.host, config.port) == ("0.0.0.0", 0)
+    assert config.retention_interval_secs == 5
+    assert (config.max_payload_size, config.segment_max_bytes) == (1024, 4096)
+    assert config.auth == AuthConfig(enabled=True, tokens=("a", "b"))
+    assert config.tls == TlsConfig(enabled=True, cert_path=Path("c.pem"), key_path=Path("k.pem"))
+    assert config.idle_timeout_secs == 30
+    assert config.faults == FaultConfig(ack_delay_ms=5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[io]\nsegment_max_size = 'big'\n",
+        "listen_addr = 'nohost'\n",
+        "[auth\n",
+        "[tls]\nenabled = true\n",
+    ],
+)
+def test_bad_config_is_rejected(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError):
+        load_config(path)
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    import argparse
+
+    from lnc_client.server.cli import _add_arguments  # the parser the subcommand uses
+
+    parser = argparse.ArgumentParser()
+    _add_arguments(parser)
+    path = tmp_path / "c.toml"
+    path.write_text("[io]\nsegment_max_size = 4096\n")
+    args = parser.parse_args(
+        [
+            "--config",
+            str(path),
+            "--port",
+            "0",
+            "--segment-max-bytes",
+            "99",
+            "--auth-token",
+            "t",
+            "--fault-drop-after-frames",
+            "3",
+        ]
+    )
+    config = build_config(args)
+    assert (config.port, config.segment_max_bytes) == (0, 99)
+    assert config.auth == AuthConfig(enabled=True, tokens=("t",))
+    assert config.faults == FaultConfig(drop_after_frames=3)
+
+
+def test_bad_flags_exit_with_2(tmp_path: Path) -> None:
+    assert main(["--data-dir", str(tmp_path), "--port", "70000"]) == 2
+
+
+async def test_process_prints_port_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lnc_client.server",
+        "--data-dir",
+        str(tmp_path),
+        "--port",
+        "0",
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), 20)
+    port = int(line.rsplit(b":", 1)[1])
+    conn = await RawConn.open(port)
+    await conn.send(KEEPALIVE_FRAME)
+    assert await conn.read_frame() == KEEPALIVE_FRAME
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), 20) == 0
+    assert await conn.expect_closed() == b""
+    await conn.close()
