@@ -1,0 +1,121 @@
+"""Shared fixtures for the client tests.
+
+`TcpProxy` sits between a client and the embedded server on 127.0.0.1 and injects the faults the
+server cannot: answers delayed by a fixed time (a slow network or a slow server, order kept) and
+connections cut at once in both directions. The `proxy` fixture starts one in front of any
+address and stops it after the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+
+class TcpProxy:
+    """A TCP forwarder with a settable server-to-client delay and a `cut()` switch.
+
+    Attributes:
+        delay_s: Each chunk from the server is written to the client this long after it was
+            read (order kept). Changeable at any time; it applies to chunks read afterwards.
+        connections: How many client connections were accepted so far.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._target = (target_host, target_port)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.delay_s = 0.0
+        self.connections = 0
+
+    @property
+    def address(self) -> str:
+        """`127.0.0.1:PORT` of the proxy."""
+        assert self._server is not None
+        port = self._server.sockets[0].getsockname()[1]
+        return f"127.0.0.1:{port}"
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+        pumps = [
+            asyncio.ensure_future(self._pump(reader, up_writer, delayed=False)),
+            asyncio.ensure_future(self._pump(up_reader, writer, delayed=True)),
+        ]
+        self._tasks.update(pumps)
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        self._tasks.difference_update(pumps)
+        for each in (writer, up_writer):
+            each.transport.abort()
+            self._writers.discard(each)
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, delayed: bool
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, chunk = await queue.get()
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                writer.write(chunk)
+
+        sender = asyncio.ensure_future(deliver())
+        try:
+            while chunk := await reader.read(65536):
+                queue.put_nowait((loop.time() + (self.delay_s if delayed else 0.0), chunk))
+            while not queue.empty():
+                await asyncio.sleep(0.005)
+        except OSError:
+            return
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    def cut(self) -> None:
+        """Reset every open connection (both sides) at once; new ones are still accepted."""
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[Callable[[str], Awaitable[TcpProxy]]]:
+    """A factory: `await proxy("127.0.0.1:PORT")` starts a `TcpProxy` in front of that address."""
+    started: list[TcpProxy] = []
+
+    async def start(address: str) -> TcpProxy:
+        host, _, port = address.rpartition(":")
+        instance = await TcpProxy(host, int(port)).start()
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        with contextlib.suppress(OSError):
+            await instance.stop()
