@@ -576,30 +576,38 @@ class Connection:
             return
         self._barrier_running = True
         first_seq = self._seq + 1
+        owned = 0
 
         def second_echo() -> None:
             self._barrier_running = False
             if self._failure is None:
-                self._settle_refused(first_seq)
+                self._settle_refused(first_seq, owned)
+                if self._ingest_errors:
+                    self._start_barrier()
 
         def first_echo() -> None:
+            # The errors for batches sent before the first keepalive precede its echo; later
+            # ones belong to batches sent after it, and to the next barrier.
+            nonlocal owned
+            owned = len(self._ingest_errors)
             if self._failure is None:
                 self._send_keepalive(second_echo)
 
         self._send_keepalive(first_echo)
 
-    def _settle_refused(self, before_seq: int) -> None:
+    def _settle_refused(self, before_seq: int, owned: int) -> None:
+        errors = [self._ingest_errors.popleft() for _ in range(owned)]
+        errors.reverse()
         while self._in_flight and self._in_flight[0].seq < before_seq:
             entry = self._in_flight.popleft()
             del self._in_flight_ids[entry.batch_id]
             error = (
-                self._ingest_errors.popleft()
-                if self._ingest_errors
+                errors.pop()
+                if errors
                 else ConnectionError(f"the server never acknowledged batch {entry.batch_id}")
             )
             entry.on_done(entry.batch_id, error)
-        if self._ingest_errors:
-            self._ingest_errors.clear()
+        if errors:
             raise ProtocolError("more ingest errors than refused batches")
 
     def _on_keepalive(self) -> None:
