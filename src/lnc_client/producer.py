@@ -238,13 +238,7 @@ class SendHandle:
             TimeoutError: Not settled in time (the record may still be delivered later).
             LanceError: The batch failed.
         """
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.shield(self._future)
-        except builtins.TimeoutError:
-            raise TimeoutError(
-                f"batch {self.batch_id} was not settled within {timeout} s"
-            ) from None
+        await _wait_settled([self._future], self.batch_id, timeout)
         return self._ack()
 
     def __await__(self) -> Generator[object, None, SendAck]:
@@ -290,6 +284,7 @@ class Producer:
         self._conn: Connection | None = None
         self._on_done: IngestCallback | None = None
         self._wake = asyncio.Event()
+        self._sender_idle = False
         self._sender: asyncio.Task[None] | None = None
         self._hold_until = 0.0
         self._backpressure_delay = 0.0
@@ -692,6 +687,12 @@ class Producer:
     def _append(self, topic_id: int, data: bytes, record_type: int) -> _Batch:
         if not self._accepting:
             self._raise_if_unusable()
+        if record_type == _RAW:
+            header = _pack_header(_RAW, len(data))
+        elif isinstance(record_type, int) and 0 <= record_type < 0xFF:
+            header = _pack_header(record_type, len(data))
+        else:
+            raise ValueError(f"record_type must be 0x00-0xFE, not {record_type!r}")
         batch = self._open.get(topic_id)
         size = len(data) + RECORD_HEADER_SIZE
         if batch is None:
@@ -700,12 +701,7 @@ class Producer:
             self._seal(batch)
             batch = self._open_batch(topic_id, size)
         buffer = batch.buffer
-        if record_type == _RAW:
-            buffer += _pack_header(_RAW, len(data))
-        elif isinstance(record_type, int) and 0 <= record_type < 0xFF:
-            buffer += _pack_header(record_type, len(data))
-        else:
-            raise ValueError(f"record_type must be 0x00-0xFE, not {record_type!r}")
+        buffer += header
         buffer += data
         batch.count += 1
         self._buffered += size
@@ -888,6 +884,8 @@ class Producer:
                 bisect.insort(self._retry, batch, key=_batch_id_of)
                 self._wake.set()
                 return
+            if self._sender_idle:
+                self._wake.set()  # start the ack-timeout housekeeping
             if not batch.attempts:
                 counts["records_sent"] += batch.count
                 counts["bytes_sent"] += len(batch.payload)
@@ -929,6 +927,7 @@ class Producer:
             self._wake.set()
             return
         self._fail(batch, error)
+        self._pump()
 
     def _fail(self, batch: _Batch, error: LanceError) -> None:
         self._release(batch)
@@ -983,15 +982,7 @@ class Producer:
         self, futures: list[asyncio.Future[None]], batch_id: int, timeout: float | None
     ) -> None:
         limit = self.config.delivery_timeout_s if timeout is None else timeout
-        try:
-            async with asyncio.timeout(limit):
-                for future in futures:
-                    await asyncio.shield(future)
-        except builtins.TimeoutError:
-            raise TimeoutError(
-                f"batch {batch_id} was not acknowledged within {limit} s "
-                "(it may still be delivered)"
-            ) from None
+        await _wait_settled(futures, batch_id, limit)
 
     # --- internals: backpressure, reconnects, housekeeping ----------------------------------------
 
@@ -1014,11 +1005,13 @@ class Producer:
             while True:
                 if not wake.is_set():
                     busy = self._retry or self._ready or self._in_flight
+                    self._sender_idle = not busy
                     try:
                         async with asyncio.timeout(self._tick if busy else None):
                             await wake.wait()
                     except builtins.TimeoutError:
                         pass
+                    self._sender_idle = False
                 wake.clear()
                 self._housekeeping()
                 try:
@@ -1096,6 +1089,23 @@ class Producer:
             in_flight_batches=len(self._in_flight),
             reconnects=self._manager.reconnects,
         )
+
+
+async def _wait_settled(
+    futures: list[asyncio.Future[None]], batch_id: int, timeout: float | None
+) -> None:
+    """Wait for shared batch futures without cancelling them; raise a batch's own error."""
+    bound = asyncio.timeout(timeout)
+    try:
+        async with bound:
+            for future in futures:
+                await asyncio.shield(future)
+    except builtins.TimeoutError:
+        if not bound.expired():
+            raise  # the batch itself failed with a TimeoutError
+        raise TimeoutError(
+            f"batch {batch_id} was not acknowledged within {timeout} s (it may still be delivered)"
+        ) from None
 
 
 def _delivery_timeout(batch: _Batch, seconds: float) -> TimeoutError:
