@@ -270,6 +270,8 @@ class Producer:
         self._state = _State.NEW
         self._accepting = False
         self._batch_size = min(config.batch_size, MAX_PAYLOAD_SIZE)
+        self._big_record = MAX_PAYLOAD_SIZE - self._batch_size
+        """A record larger than this may not fit in its topic's open batch."""
         self._linger_s = config.linger_ms / 1000
         self._buffer_limit = config.buffer_memory
         self._max_pending = config.max_pending_acks
@@ -504,9 +506,10 @@ class Producer:
         chosen = topic_id if topic is None else (topic if topic_id is None else None)
         if type(chosen) is not int:
             chosen = await self._topic_of(topic, topic_id)
-        if self._buffered + len(data) + RECORD_HEADER_SIZE > self._buffer_limit:
-            await self._reserve(len(data) + RECORD_HEADER_SIZE)
-        return self._append(chosen, data, record_type).batch_id
+        size = len(data) + RECORD_HEADER_SIZE
+        if self._buffered + size > self._buffer_limit:
+            await self._reserve(size)
+        return self._append(chosen, data, size, record_type).batch_id
 
     def send_nowait(
         self,
@@ -536,7 +539,7 @@ class Producer:
         if self._buffered and self._buffered + size > self._buffer_limit:
             self._raise_if_unusable()
             raise BackpressureError(f"buffer_memory ({self._buffer_limit} bytes) is full")
-        batch = self._append(chosen, data, record_type)
+        batch = self._append(chosen, data, size, record_type)
         if callback is not None:
             batch.watched = True
             if batch.callbacks is None:
@@ -558,11 +561,7 @@ class Producer:
             BackpressureError: The buffer stayed full.
             ConnectionError: The producer is closed.
         """
-        chosen = await self._topic_of(topic, topic_id)
-        if self._buffered + len(data) + RECORD_HEADER_SIZE > self._buffer_limit:
-            await self._reserve(len(data) + RECORD_HEADER_SIZE)
-        batch = self._append(chosen, data, record_type)
-        batch.watched = True
+        batch = await self._append_watched(topic, topic_id, data, record_type)
         return SendHandle(
             self._waiter(batch), SendAck(batch.batch_id, batch.topic_id, batch.count - 1)
         )
@@ -592,11 +591,7 @@ class Producer:
             TimeoutError: No Ack in time (the record may still be delivered later).
             LanceError: The batch failed (server text kept in `server_text`).
         """
-        chosen = await self._topic_of(topic, topic_id)
-        if self._buffered + len(data) + RECORD_HEADER_SIZE > self._buffer_limit:
-            await self._reserve(len(data) + RECORD_HEADER_SIZE)
-        batch = self._append(chosen, data, record_type)
-        batch.watched = True
+        batch = await self._append_watched(topic, topic_id, data, record_type)
         future = self._waiter(batch)
         self._expedite(batch)
         await self._await_batches([future], batch.batch_id, timeout)
@@ -684,20 +679,20 @@ class Producer:
 
     # --- internals: appending and sealing -------------------------------------------------------
 
-    def _append(self, topic_id: int, data: bytes, record_type: int) -> _Batch:
+    def _append(self, topic_id: int, data: bytes, size: int, record_type: int) -> _Batch:
+        """Append one record of `size` TLV bytes (`len(data) + 5`) to its topic's batch."""
         if not self._accepting:
             self._raise_if_unusable()
         if record_type == _RAW:
-            header = _pack_header(_RAW, len(data))
+            header = _pack_header(_RAW, size - RECORD_HEADER_SIZE)
         elif isinstance(record_type, int) and 0 <= record_type < 0xFF:
-            header = _pack_header(record_type, len(data))
+            header = _pack_header(record_type, size - RECORD_HEADER_SIZE)
         else:
             raise ValueError(f"record_type must be 0x00-0xFE, not {record_type!r}")
         batch = self._open.get(topic_id)
-        size = len(data) + RECORD_HEADER_SIZE
         if batch is None:
             batch = self._open_batch(topic_id, size)
-        elif len(batch.buffer) + size > MAX_PAYLOAD_SIZE:
+        elif size > self._big_record and len(batch.buffer) + size > MAX_PAYLOAD_SIZE:
             self._seal(batch)
             batch = self._open_batch(topic_id, size)
         buffer = batch.buffer
@@ -707,6 +702,18 @@ class Producer:
         self._buffered += size
         if len(buffer) >= self._batch_size:
             self._seal(batch)
+        return batch
+
+    async def _append_watched(
+        self, topic: int | str | None, topic_id: int | None, data: bytes, record_type: int
+    ) -> _Batch:
+        """Resolve the topic, wait for buffer room, append; the batch's outcome is watched."""
+        chosen = await self._topic_of(topic, topic_id)
+        size = len(data) + RECORD_HEADER_SIZE
+        if self._buffered + size > self._buffer_limit:
+            await self._reserve(size)
+        batch = self._append(chosen, data, size, record_type)
+        batch.watched = True
         return batch
 
     def _new_batch(self, topic_id: int) -> _Batch:
