@@ -1,0 +1,324 @@
+"""CLIENT-SURVEY §3, defect by defect: each test reproduces the 0.2.9 failure scenario end to end
+against the embedded server and asserts the correct behaviour instead.
+
+Defects covered elsewhere in depth, and only re-checked briefly here: D1 (tests/client/
+test_connection.py::test_server_keepalives_are_never_answered), D14 (tests/protocol/
+test_vectors.py: IEEE CRC-32 known answers and every vector byte for byte).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lnc_client import (
+    ClientConfig,
+    Connection,
+    ConnectionOptions,
+    LanceClient,
+    LanceError,
+    PollResult,
+    Producer,
+    ProducerConfig,
+    RecordType,
+    StandaloneConfig,
+    StandaloneConsumer,
+    SubscribeAck,
+    TopicNotFoundError,
+    consumer_id_for,
+    parse_address,
+)
+from lnc_client.protocol.frame import HEADER_SIZE, KEEPALIVE_FRAME
+from lnc_client.server import FaultConfig, LanceServer
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[LanceServer]:
+    async with LanceServer(tmp_path / "data", port=0) as running:
+        yield running
+
+
+def admin_config(server: LanceServer) -> ClientConfig:
+    return ClientConfig(host=server.host, port=server.port, request_timeout_s=5.0)
+
+
+async def make_topic(server: LanceServer, name: str) -> int:
+    async with LanceClient(admin_config(server)) as client:
+        return (await client.create_topic(name)).id
+
+
+async def produce(
+    server: LanceServer, topic_id: int, values: list[bytes], **config: object
+) -> None:
+    producer_config = ProducerConfig(request_timeout_s=5.0, **config)  # type: ignore[arg-type]
+    async with await Producer.connect(server.address, producer_config) as producer:
+        for value in values:
+            await producer.send_async(topic_id=topic_id, data=value)
+        await producer.flush(timeout=5.0)
+
+
+async def consume_all(
+    consumer: StandaloneConsumer, count: int, *, timeout: float = 5.0
+) -> list[bytes]:
+    values: list[bytes] = []
+    async with asyncio.timeout(timeout):
+        while len(values) < count:
+            result = await consumer.poll(timeout=1.0)
+            if result is not None:
+                values += [record.value for record in result.records]
+    return values
+
+
+def consumer_config(topic_id: int, **options: object) -> StandaloneConfig:
+    return StandaloneConfig("survey", topic_id, request_timeout_s=5.0, **options)  # type: ignore[arg-type]
+
+
+VALUES = [b"record-%04d" % i for i in range(300)]
+
+
+async def test_d1_keepalive_echo_is_not_answered(server: LanceServer) -> None:
+    """0.2.9 answered every keepalive and ping-ponged with the server forever."""
+    conn = await Connection.open(server.address, ConnectionOptions(keepalive_interval_s=0.02))
+    await asyncio.sleep(0.3)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(KEEPALIVE_FRAME)
+    echo = await asyncio.wait_for(reader.readexactly(HEADER_SIZE), 2)
+    assert echo == KEEPALIVE_FRAME
+    assert conn.is_open
+    assert 0 < await conn.ping() < 1
+    writer.close()
+    await conn.close()
+
+
+async def test_d2_windows_that_split_records_lose_nothing(server: LanceServer) -> None:
+    """0.2.9 dropped the partial tail and advanced the offset past it."""
+    topic_id = await make_topic(server, "d2")
+    await produce(server, topic_id, VALUES)
+    server.faults = FaultConfig(max_fetch_bytes=7)
+    async with await StandaloneConsumer.connect(
+        server.address, consumer_config(topic_id)
+    ) as consumer:
+        assert await consume_all(consumer, len(VALUES), timeout=20) == VALUES
+        assert consumer.current_offset == sum(5 + len(v) for v in VALUES)
+
+
+async def test_d3_consumer_by_topic_name(server: LanceServer) -> None:
+    """0.2.9 crashed with TypeError on `topic["id"]` when given a topic name."""
+    topic_id = await make_topic(server, "d3-by-name")
+    await produce(server, topic_id, VALUES[:5])
+    config = StandaloneConfig.with_topic_name("survey", "d3-by-name")
+    async with await StandaloneConsumer.connect(server.address, config) as consumer:
+        assert consumer.topic_id == topic_id
+        assert await consume_all(consumer, 5) == VALUES[:5]
+
+
+async def test_d4_catching_up_is_not_data(server: LanceServer) -> None:
+    """0.2.9 returned CatchingUp's 8-byte payload as records and moved the offset by 8."""
+    topic_id = await make_topic(server, "d4")
+    await produce(server, topic_id, VALUES[:3])
+    config = consumer_config(topic_id, catching_up_backoff_s=0.01)
+    async with await StandaloneConsumer.connect(server.address, config) as consumer:
+        consumer.seek(10_000)
+        assert await consumer.poll(timeout=0.2) is None
+        assert consumer.current_offset == 10_000
+        consumer.rewind()
+        assert await consume_all(consumer, 3) == VALUES[:3]
+
+
+async def test_d5_seek_to_end_uses_the_u64_max_tail(server: LanceServer) -> None:
+    """0.2.9 used 2**63-1, got CatchingUp, and jumped to offset 2**63+7."""
+    topic_id = await make_topic(server, "d5")
+    await produce(server, topic_id, VALUES[:10])
+    end = sum(5 + len(v) for v in VALUES[:10])
+    async with await StandaloneConsumer.connect(
+        server.address, consumer_config(topic_id)
+    ) as consumer:
+        consumer.seek_to_end()
+        assert await consumer.poll(timeout=0.2) is None
+        assert consumer.current_offset == end
+        await produce(server, topic_id, [b"after-the-end"])
+        assert await consume_all(consumer, 1) == [b"after-the-end"]
+
+
+async def test_d6_poll_timeout_never_desynchronises(server: LanceServer, proxy: object) -> None:
+    """0.2.9 raised on a 0.1 s poll timeout and then read each answer one request late."""
+    topic_id = await make_topic(server, "d6")
+    await produce(server, topic_id, VALUES)
+    tcp_proxy = await proxy(server.address)  # type: ignore[operator]
+    tcp_proxy.delay_s = 0.15
+    config = consumer_config(topic_id, max_fetch_bytes=512)
+    async with await StandaloneConsumer.connect(tcp_proxy.address, config) as consumer:
+        delivered: list[bytes] = []
+        async with asyncio.timeout(30):
+            while len(delivered) < len(VALUES):
+                result: PollResult | None = await consumer.poll(timeout=0.05)
+                if result is not None:
+                    delivered += [record.value for record in result.records]
+        assert delivered == VALUES
+
+
+async def test_d7_compression_survives_a_verbatim_server(server: LanceServer) -> None:
+    """0.2.9 sent a bare LZ4 block flagged 0x01; the server stored it and readers got nothing."""
+    topic_id = await make_topic(server, "d7")
+    values = [b"compressible " * 20 + b"%d" % i for i in range(200)]
+    await produce(server, topic_id, values, compression=True, linger_ms=50)
+    async with await StandaloneConsumer.connect(
+        server.address, consumer_config(topic_id)
+    ) as consumer:
+        assert await consume_all(consumer, len(values)) == values
+        assert consumer.current_offset < sum(5 + len(v) for v in values) / 4
+
+
+def fnv1a_64(data: bytes) -> int:
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value = ((value ^ byte) * 0x100000001B3) % 2**64
+    return value
+
+
+def test_d8_consumer_id_is_fnv1a_of_the_name_in_every_process() -> None:
+    """0.2.9 used Python's salted hash(): a new consumer id in every process."""
+    assert consumer_id_for("my-app") == fnv1a_64(b"my-app")
+    code = "from lnc_client import consumer_id_for; print(consumer_id_for('my-app'))"
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+            env={"PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert outputs == {str(fnv1a_64(b"my-app"))}
+
+
+async def test_d9_server_error_reaches_the_waiting_send(server: LanceServer) -> None:
+    """0.2.9 only logged the ErrorResponse; send() hung for 30 s."""
+    loop = asyncio.get_running_loop()
+    async with await Producer.connect(
+        server.address, ProducerConfig(request_timeout_s=5.0)
+    ) as producer:
+        started = loop.time()
+        with pytest.raises(TopicNotFoundError) as caught:
+            await producer.send(topic_id=4242, data=b"nowhere")
+        assert caught.value.server_text == "Unknown topic"
+        assert loop.time() - started < 1.0
+
+
+async def test_d10_reconnects_after_a_server_restart(server: LanceServer) -> None:
+    """0.2.9 never reconnected: every call after a drop raised 'Not connected'."""
+    topic_id = await make_topic(server, "d10")
+    async with await Producer.connect(
+        server.address, ProducerConfig(request_timeout_s=5.0)
+    ) as producer:
+        await producer.send(topic_id=topic_id, data=b"before")
+        await server.restart()
+        await producer.send(topic_id=topic_id, data=b"after")
+        assert producer.metrics().reconnects >= 1
+    async with await StandaloneConsumer.connect(
+        server.address, consumer_config(topic_id)
+    ) as consumer:
+        assert await consume_all(consumer, 2) == [b"before", b"after"]
+
+
+async def test_d11_waits_are_bounded_when_the_server_is_gone(server: LanceServer) -> None:
+    """0.2.9 could block forever (drain, acks) and hid failures in flush()."""
+    topic_id = await make_topic(server, "d11")
+    config = ProducerConfig(request_timeout_s=0.3, delivery_timeout_s=0.5)
+    loop = asyncio.get_running_loop()
+    async with await Producer.connect(server.address, config) as producer:
+        await server.stop()
+        await producer.send_async(topic_id=topic_id, data=b"lost")
+        started = loop.time()
+        with pytest.raises(LanceError) as caught:
+            await producer.flush(timeout=2.0)
+        assert loop.time() - started < 2.5
+        assert caught.value.retryable
+        assert producer.metrics().records_failed == 1
+    await server.start()
+
+
+async def test_d12_batching_options_are_honoured(server: LanceServer) -> None:
+    """0.2.9 ignored batch_size, linger_ms and max_pending_acks: one frame per record."""
+    topic_id = await make_topic(server, "d12")
+    config = ProducerConfig(batch_size=1 << 20, linger_ms=1000, request_timeout_s=5.0)
+    async with await Producer.connect(server.address, config) as producer:
+        for value in VALUES[:200]:
+            await producer.send_async(topic_id=topic_id, data=value)
+        assert producer.metrics().batches_sent == 0
+        await producer.flush(timeout=5.0)
+        metrics = producer.metrics()
+        assert (metrics.batches_sent, metrics.records_acked) == (1, 200)
+
+    server.faults = FaultConfig(ack_delay_ms=100)
+    config = ProducerConfig(batch_size=64, linger_ms=0, max_pending_acks=4, request_timeout_s=5.0)
+    async with await Producer.connect(server.address, config) as producer:
+        for value in VALUES[:40]:
+            await producer.send_async(topic_id=topic_id, data=value)
+        await asyncio.sleep(0.05)
+        assert producer.metrics().in_flight_batches == 4
+        await producer.flush(timeout=10.0)
+
+
+async def test_d13_typed_answers_and_honest_lag(server: LanceServer) -> None:
+    """0.2.9: subscribe/commit returned {}, unsubscribe always raised, lag was always 0,
+    set_retention returned an empty name, and [::1]:port could not be parsed."""
+    topic_id = await make_topic(server, "d13")
+    await produce(server, topic_id, VALUES[:100])
+    async with LanceClient(admin_config(server)) as client:
+        ack = await client.subscribe(topic_id, 0, 4096, 42)
+        assert ack == SubscribeAck(42, 0)
+        await client.commit_offset(topic_id, 42, 160)
+        assert await client.subscribe(topic_id, 0, 4096, 42) == SubscribeAck(42, 160)
+        await client.unsubscribe(topic_id, 42)
+        topic = await client.set_retention(topic_id, max_age_secs=3600)
+        assert (topic.name, topic.id) == ("d13", topic_id)
+    config = consumer_config(topic_id, max_fetch_bytes=160)
+    async with await StandaloneConsumer.connect(server.address, config) as consumer:
+        result = await consumer.poll(timeout=1.0)
+        assert result is not None
+        total = sum(5 + len(v) for v in VALUES[:100])
+        assert result.high_water_mark == total
+        assert result.lag == total - result.end_offset > 0
+    assert parse_address("[::1]:1993") == parse_address("[::1]:1993")
+    assert (parse_address("[::1]:1993").host, parse_address("[::1]:1993").port) == ("::1", 1993)
+
+
+async def test_d13_ipv6_literal_connects(tmp_path: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    async with LanceServer(tmp_path / "v6", host="::1", port=0) as server:
+        conn = await Connection.open(f"[::1]:{server.port}")
+        assert await conn.ping() < 1
+        await conn.close()
+
+
+def test_d14_crc_is_ieee_not_crc32c() -> None:
+    assert zlib.crc32(b"123456789") == 0xCBF43926
+    assert KEEPALIVE_FRAME[8:12] == bytes.fromhex("061e9c53")
+
+
+async def test_d15_cluster_status_and_auth(tmp_path: Path) -> None:
+    async with LanceServer(tmp_path / "auth", port=0, auth_tokens=["s3cret"]) as server:
+        config = ClientConfig(host=server.host, port=server.port, auth_token="s3cret")
+        async with LanceClient(config) as client:
+            status = await client.get_cluster_status()
+            assert status.is_standalone
+            assert status.is_leader
+        topic_id = await make_topic(server, "d15")
+        producer_config = ProducerConfig(auth_token="s3cret", request_timeout_s=5.0)
+        async with await Producer.connect(server.address, producer_config) as producer:
+            await producer.send(topic_id=topic_id, data=b"authenticated")
+    assert RecordType.RAW_DATA == 1
