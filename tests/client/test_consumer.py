@@ -55,9 +55,11 @@ def make_config(name: str = "app", topic_id: int = 1, **changes: object) -> Stan
     return StandaloneConfig(name, topic_id, **options)  # type: ignore[arg-type]
 
 
-async def ingest(address: str, payloads: Sequence[bytes], topic_id: int = 1) -> None:
-    """Write each payload as one batch and wait for every ack."""
-    conn = await Connection.open(address, ConnectionOptions(request_timeout_s=TIMEOUT))
+async def ingest(
+    address: str, payloads: Sequence[bytes], topic_id: int = 1, *, timeout: float = TIMEOUT
+) -> None:
+    """Write each payload as one batch and wait (up to `timeout`) for every ack."""
+    conn = await Connection.open(address, ConnectionOptions(request_timeout_s=timeout))
     loop = asyncio.get_running_loop()
     futures: list[asyncio.Future[None]] = []
     try:
@@ -68,13 +70,15 @@ async def ingest(address: str, payloads: Sequence[bytes], topic_id: int = 1) -> 
             def done(
                 _: int, error: LanceError | None, future: asyncio.Future[None] = future
             ) -> None:
+                if future.done():
+                    return
                 if error is None:
                     future.set_result(None)
                 else:
                     future.set_exception(error)
 
             conn.send_ingest(topic_id, payload, batch_id=batch_id, record_count=1, on_done=done)
-        await asyncio.wait_for(asyncio.gather(*futures), TIMEOUT)
+        await asyncio.wait_for(asyncio.gather(*futures), timeout)
     finally:
         await conn.close()
 

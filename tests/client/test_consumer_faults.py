@@ -1,0 +1,248 @@
+"""StandaloneConsumer under faults: slow answers, cut connections, server restarts, tiny windows.
+
+In every test each acknowledged record is consumed exactly once and in order, and every
+`poll()` returns within its timeout (plus a small scheduling margin).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from lnc_client import operations
+from lnc_client.config import ReconnectConfig
+from lnc_client.connection import Connection
+from lnc_client.consumer import PollResult, StandaloneConsumer
+from lnc_client.errors import ConnectionError, LanceError
+from lnc_client.protocol.records import encode_values
+from lnc_client.server import FaultConfig, LanceServer
+
+from .conftest import TcpProxy
+from .test_consumer import TIMEOUT, assert_contiguous, ingest, ingest_values, make_config, values_of
+
+MARGIN = 0.15
+"""Scheduling slack allowed on top of a poll's timeout (2 busy cores)."""
+
+VALUES = [b"record-%04d" % n for n in range(200)]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[LanceServer]:
+    async with LanceServer(tmp_path / "data", port=0) as running:
+        conn = await Connection.open(running.address)
+        try:
+            await operations.create_topic(conn, "events")
+        finally:
+            await conn.close()
+        yield running
+
+
+class TimedPolls:
+    """Polls a consumer until `count` records came, checking each poll's duration."""
+
+    def __init__(self, consumer: StandaloneConsumer, timeout: float) -> None:
+        self.consumer = consumer
+        self.timeout = timeout
+        self.results: list[PollResult] = []
+        self.empty_polls = 0
+        self.longest = 0.0
+
+    @property
+    def received(self) -> int:
+        return sum(result.record_count for result in self.results)
+
+    async def until(self, count: int, *, limit: float = TIMEOUT) -> list[PollResult]:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(limit):
+            while self.received < count:
+                started = loop.time()
+                result = await self.consumer.poll(self.timeout)
+                elapsed = loop.time() - started
+                self.longest = max(self.longest, elapsed)
+                assert elapsed <= self.timeout + MARGIN
+                if result is None:
+                    self.empty_polls += 1
+                else:
+                    self.results.append(result)
+        return self.results
+
+
+async def test_slow_answers_never_duplicate_or_reorder(
+    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    await ingest_values(server.address, VALUES)
+    slow = await proxy(server.address)
+    slow.delay_s = 0.15
+    config = make_config(max_fetch_bytes=800, request_timeout_s=2.0)
+    async with StandaloneConsumer(slow.address, config) as consumer:
+        polls = TimedPolls(consumer, timeout=0.04)
+        results = await polls.until(200)
+        assert values_of(results) == VALUES
+        assert_contiguous(results)
+        assert polls.empty_polls >= 5
+        slow.delay_s = 0.0
+        assert await consumer.poll(timeout=0.3) is None
+        assert consumer.current_offset == 16 * 200
+        assert consumer.reconnects == 0
+
+
+async def test_windows_of_seven_bytes_through_a_slow_link(
+    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    values = [b"x" * (n % 17) for n in range(40)]
+    await ingest_values(server.address, values, per_batch=3)
+    server.faults = FaultConfig(max_fetch_bytes=7)
+    slow = await proxy(server.address)
+    slow.delay_s = 0.002
+    async with StandaloneConsumer(slow.address, make_config()) as consumer:
+        results = await TimedPolls(consumer, timeout=0.02).until(40)
+    assert values_of(results) == values
+    assert_contiguous(results)
+
+
+async def test_connections_cut_again_and_again(
+    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    await ingest_values(server.address, VALUES)
+    link = await proxy(server.address)
+    link.delay_s = 0.005
+
+    async def cutter() -> None:
+        while True:
+            await asyncio.sleep(0.03)
+            link.cut()
+
+    config = make_config(max_fetch_bytes=100)
+    async with StandaloneConsumer(link.address, config) as consumer:
+        cutting = asyncio.create_task(cutter())
+        try:
+            results = await TimedPolls(consumer, timeout=0.05).until(200)
+        finally:
+            cutting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cutting
+        assert values_of(results) == VALUES
+        assert_contiguous(results)
+        assert consumer.reconnects >= 2
+        assert link.connections == consumer.reconnects + 1
+
+
+async def test_the_server_dropping_connections_after_n_frames(server: LanceServer) -> None:
+    await ingest_values(server.address, VALUES)
+    server.faults = FaultConfig(drop_after_frames=4)
+    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=150)) as consumer:
+        results = await TimedPolls(consumer, timeout=0.1).until(200)
+        assert values_of(results) == VALUES
+        assert_contiguous(results)
+        assert consumer.reconnects >= 5
+
+
+async def test_server_restart_under_load(server: LanceServer) -> None:
+    """A producer writes batch after batch while the server stops and starts again.
+
+    A batch whose ack does not come within 1 s counts as unacknowledged: a connection accepted
+    by the server just as `stop()` begins can be left on the stopped server without an answer
+    (reported to the server's owner), and the producer must not wait for it forever.
+    """
+    acked: list[int] = []
+    unacked: list[int] = []
+    stop = asyncio.Event()
+
+    def batch_values(number: int) -> list[bytes]:
+        return [b"b%04d-%02d" % (number, i) for i in range(5)]
+
+    async def produce() -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            try:
+                payload = encode_values(batch_values(number))
+                await ingest(server.address, [payload], timeout=1.0)
+            except (LanceError, OSError, TimeoutError):
+                unacked.append(number)
+                await asyncio.sleep(0.01)
+            else:
+                acked.append(number)
+
+    config = make_config(max_fetch_bytes=200)
+    async with StandaloneConsumer(server.address, config) as consumer:
+        polls = TimedPolls(consumer, timeout=0.05)
+        producing = asyncio.create_task(produce())
+        try:
+            await polls.until(40)
+            await server.restart()
+            await polls.until(polls.received + 40)
+        finally:
+            stop.set()
+            await asyncio.wait_for(producing, TIMEOUT)
+        await polls.until(len(acked) * 5)
+        while (result := await consumer.poll(timeout=0.2)) is not None:
+            polls.results.append(result)
+        assert consumer.reconnects >= 1
+    consumed = values_of(polls.results)
+    assert len(consumed) == len(set(consumed))
+    batches = sorted({int(value[1:5]) for value in consumed})
+    assert set(acked) <= set(batches) <= set(acked) | set(unacked)
+    assert consumed == [v for number in batches for v in batch_values(number)]
+    assert_contiguous(polls.results)
+
+
+async def test_a_stopped_server_makes_polls_return_none_in_time_then_resume(
+    server: LanceServer,
+) -> None:
+    await ingest_values(server.address, VALUES[:100])
+    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=150)) as consumer:
+        polls = TimedPolls(consumer, timeout=0.05)
+        await polls.until(30)
+        await server.stop()
+        for _ in range(5):
+            started = asyncio.get_running_loop().time()
+            polls.results.extend(r for r in [await consumer.poll(0.05)] if r is not None)
+            assert asyncio.get_running_loop().time() - started <= 0.05 + MARGIN
+        await server.start()
+        await ingest_values(server.address, VALUES[100:])
+        results = await polls.until(200)
+        assert values_of(results) == VALUES
+        assert_contiguous(results)
+
+
+async def poll_until_error(consumer: StandaloneConsumer, into: list[PollResult]) -> None:
+    """Poll (collecting results) until a poll raises; fails after TIMEOUT."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            result = await consumer.poll(0.05)
+            if result is not None:
+                into.append(result)
+
+
+async def test_without_auto_reconnect_a_cut_is_raised(
+    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    await ingest_values(server.address, VALUES)
+    link = await proxy(server.address)
+    config = make_config(max_fetch_bytes=150, auto_reconnect=False)
+    async with StandaloneConsumer(link.address, config) as consumer:
+        first = await consumer.poll()
+        assert first is not None
+        link.cut()
+        results = [first]
+        with pytest.raises(ConnectionError):
+            await poll_until_error(consumer, results)
+        assert values_of(results) == VALUES[: len(values_of(results))]
+        assert_contiguous(results)
+        assert consumer.current_offset == results[-1].end_offset
+
+
+async def test_reconnect_gives_up_after_max_attempts(server: LanceServer) -> None:
+    await ingest_values(server.address, VALUES[:10])
+    reconnect = ReconnectConfig(base_delay_ms=5, max_delay_ms=10, max_attempts=2)
+    async with StandaloneConsumer(server.address, make_config(reconnect=reconnect)) as consumer:
+        await TimedPolls(consumer, timeout=0.1).until(10)
+        await server.stop()
+        with pytest.raises(ConnectionError, match="gave up after 2 rounds"):
+            await poll_until_error(consumer, [])
+        assert consumer.current_offset == 160
