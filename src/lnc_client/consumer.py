@@ -36,10 +36,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, Self, TypeVar
 
 from lnc_client import operations
 from lnc_client.config import Address, SeekPosition, StandaloneConfig, StartPosition
@@ -74,6 +75,7 @@ _U64_MASK: Final = 0xFFFFFFFFFFFFFFFF
 _RECORD_HEADER: Final = struct.Struct("<BI")
 _EXTENDED_LENGTH: Final = struct.Struct("<I")
 _MAX_BACKOFF_DOUBLINGS: Final = 4
+_T = TypeVar("_T")
 
 
 def consumer_id_for(consumer_name: str) -> int:
@@ -138,6 +140,14 @@ class _ReconnectFailedError(Exception):
         self.error = error
 
 
+def _forget(task: asyncio.Task[_T]) -> None:
+    """Cancel a task whose result is not wanted (or mark its exception as seen)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
+
+
 class StandaloneConsumer:
     """Consumes one topic from a byte offset, with offsets kept in an `OffsetStore`.
 
@@ -189,7 +199,7 @@ class StandaloneConsumer:
         self._offset = 0
         self._tail = b""
         self._hwm = 0
-        self._fetch_task: asyncio.Task[_Fetched] | None = None
+        self._fetches: deque[asyncio.Task[_Fetched]] = deque()
         self._end_pending = False
         self._not_before = 0.0
         self._retries = 0
@@ -296,10 +306,9 @@ class StandaloneConsumer:
         if self._closed:
             return
         self._closed = True
-        task = self._drop_fetch()
+        dropped = self._drop_fetches()
         try:
-            if task is not None:
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(*dropped, return_exceptions=True)
             if self._started and self._auto_commit_due(force=True):
                 await self._auto_commit()
             await self._collect_server_commit(wait=True)
@@ -433,23 +442,20 @@ class StandaloneConsumer:
         return offset
 
     def _reset_position(self) -> None:
-        self._drop_fetch()
+        self._drop_fetches()
         self._tail = b""
         self._end_pending = False
         self._not_before = 0.0
         self._catching_up_since = None
         self._catching_up_replies = 0
 
-    def _drop_fetch(self) -> asyncio.Task[_Fetched] | None:
-        """Forget the fetch in flight (cancelling it); its answer belongs to an old position."""
-        task, self._fetch_task = self._fetch_task, None
-        if task is not None:
-            if task.done():
-                if not task.cancelled():
-                    task.exception()
-            else:
-                task.cancel()
-        return task
+    def _drop_fetches(self) -> list[asyncio.Task[_Fetched]]:
+        """Forget the fetches in flight (cancelling them): their answers are for old positions."""
+        dropped = list(self._fetches)
+        self._fetches.clear()
+        for task in dropped:
+            _forget(task)
+        return dropped
 
     # --- committing -----------------------------------------------------------------------
 
@@ -571,9 +577,9 @@ class StandaloneConsumer:
     async def _poll_until(
         self, loop: asyncio.AbstractEventLoop, deadline: float
     ) -> PollResult | None:
+        fetches = self._fetches
         while not self._closed:
-            task = self._fetch_task
-            if task is None:
+            if not fetches:
                 pause = self._not_before - loop.time()
                 if pause > 0:
                     remaining = deadline - loop.time()
@@ -581,16 +587,21 @@ class StandaloneConsumer:
                     if pause >= remaining:
                         return None
                     continue
-                task = self._start_fetch()
+                self._start_fetch()
+            task = fetches[0]
             if not task.done():
                 remaining = deadline - loop.time()
                 if remaining > 0:
                     await asyncio.wait((task,), timeout=remaining)
-                if self._fetch_task is task and not task.done():
+                if fetches and fetches[0] is task and not task.done():
                     return None
-            if self._fetch_task is not task:
+            if not fetches or fetches[0] is not task:
                 continue
-            self._fetch_task = None
+            if self._prefetch_after(task):
+                await asyncio.sleep(0)
+                if not fetches or fetches[0] is not task:
+                    continue
+            fetches.popleft()
             result = self._settle(task, loop.time())
             if result is not None:
                 return result
@@ -598,38 +609,67 @@ class StandaloneConsumer:
                 return None
         return None
 
-    def _window_size(self) -> int:
-        """Bytes to ask for: `max_fetch_bytes`, or enough to finish the record in the tail."""
-        size = self._config.max_fetch_bytes
+    def _prefetch_after(self, task: asyncio.Task[_Fetched]) -> bool:
+        """After a full window, queue the fetch of the next one before decoding this one.
+
+        The follow-up starts where the window ends, so it stays valid whatever the decoder
+        finds; its size covers the rest of a record already announced in the tail. The caller
+        yields to the loop once, which writes its request: the server then reads the next
+        window while this one is decoded and handled.
+        """
+        if (
+            not self._config.prefetch
+            or len(self._fetches) > 1
+            or task.cancelled()
+            or task.exception() is not None
+        ):
+            return False
+        fetched = task.result()
+        window = fetched.window
+        if window is None or len(window.data) < fetched.requested:
+            return False
+        received = len(window.data)
+        size = max(self._config.max_fetch_bytes, self._missing() - received)
+        if size > MAX_PAYLOAD_SIZE:
+            return False
+        self._queue_window_fetch(fetched.position + received, size)
+        return True
+
+    def _missing(self) -> int:
+        """Bytes still missing of the record that starts the tail (0 while its header is)."""
         tail = self._tail
         if len(tail) < RECORD_HEADER_SIZE:
-            return size
+            return 0
         record_type, length = _RECORD_HEADER.unpack_from(tail)
         header = RECORD_HEADER_SIZE
         if record_type == RecordType.NULL:
             if len(tail) < EXTENDED_HEADER_SIZE:
-                return size
+                return 0
             (length,) = _EXTENDED_LENGTH.unpack_from(tail, 3)
             header = EXTENDED_HEADER_SIZE
-        return max(size, header + int(length) - len(tail))
+        return header + int(length) - len(tail)
 
-    def _start_fetch(self) -> asyncio.Task[_Fetched]:
-        loop = asyncio.get_running_loop()
+    def _window_size(self) -> int:
+        """Bytes to ask for: `max_fetch_bytes`, or enough to finish the record in the tail."""
+        return max(self._config.max_fetch_bytes, self._missing())
+
+    def _start_fetch(self) -> None:
         if self._end_pending:
-            task = loop.create_task(self._fetch_end())
-        else:
-            position = self._offset + len(self._tail)
-            size = self._window_size()
-            if size > MAX_PAYLOAD_SIZE:
-                raise ProtocolError(
-                    f"the record at offset {self._offset} of topic {self._topic_id} claims "
-                    f"{size + len(self._tail)} bytes, more than one ingest can carry: the topic "
-                    "does not hold a TLV stream, or the offset is not a record boundary"
-                )
-            want_end = self._hwm <= position + size
-            task = loop.create_task(self._fetch_window(position, size, want_end=want_end))
-        self._fetch_task = task
-        return task
+            self._fetches.append(asyncio.get_running_loop().create_task(self._fetch_end()))
+            return
+        size = self._window_size()
+        if size > MAX_PAYLOAD_SIZE:
+            raise ProtocolError(
+                f"the record at offset {self._offset} of topic {self._topic_id} claims "
+                f"{size + len(self._tail)} bytes, more than one ingest can carry: the topic "
+                "does not hold a TLV stream, or the offset is not a record boundary"
+            )
+        self._queue_window_fetch(self._offset + len(self._tail), size)
+
+    def _queue_window_fetch(self, position: int, size: int) -> None:
+        want_end = self._hwm <= position + size
+        coroutine = self._fetch_window(position, size, want_end=want_end)
+        self._fetches.append(asyncio.get_running_loop().create_task(coroutine))
 
     async def _connection(self) -> Connection:
         deadline = asyncio.get_running_loop().time() + self._config.request_timeout_s
@@ -646,22 +686,21 @@ class StandaloneConsumer:
         return _Fetched(end, 0, None, end)
 
     async def _fetch_window(self, position: int, size: int, *, want_end: bool) -> _Fetched:
+        """Fetch a window; with `want_end`, also the end offset, requested right after it."""
         conn = await self._connection()
         timeout = self._config.request_timeout_s
-        window_request = operations.fetch(conn, self._topic_id, position, size, timeout=timeout)
         if not want_end:
-            return _Fetched(position, size, await window_request, None)
-        window, end = await asyncio.gather(
-            window_request,
-            operations.end_offset(conn, self._topic_id, timeout=timeout),
-            return_exceptions=True,
+            window = await operations.fetch(conn, self._topic_id, position, size, timeout=timeout)
+            return _Fetched(position, size, window, None)
+        end_task = asyncio.get_running_loop().create_task(
+            operations.end_offset(conn, self._topic_id, timeout=timeout)
         )
-        for outcome in (window, end):
-            if isinstance(outcome, BaseException):
-                raise outcome
-        assert isinstance(window, FetchResult)
-        assert isinstance(end, int)
-        return _Fetched(position, size, window, end)
+        try:
+            window = await operations.fetch(conn, self._topic_id, position, size, timeout=timeout)
+        except BaseException:
+            _forget(end_task)
+            raise
+        return _Fetched(position, size, window, await end_task)
 
     def _settle(self, task: asyncio.Task[_Fetched], now: float) -> PollResult | None:
         """Take a finished fetch: deliver its records, or schedule the retry it calls for."""
@@ -671,6 +710,7 @@ class StandaloneConsumer:
             self._catching_up_since = None
             self._catching_up_replies = 0
             return self._absorb(task.result(), now)
+        self._drop_fetches()
         if isinstance(error, _ReconnectFailedError):
             raise error.error
         if isinstance(error, ServerCatchingUpError):
@@ -718,17 +758,12 @@ class StandaloneConsumer:
             self._not_before = now + self._config.poll_interval_ms / 1000
             return None
         tail = self._tail
+        assert fetched.position == self._offset + len(tail)
         buffer = tail + data if tail else bytes(data)
         records, used = decode_stream(buffer)
         start = self._offset
         self._offset = end = start + used
         self._tail = buffer[used:]
-        if (
-            self._config.prefetch
-            and received >= fetched.requested
-            and self._window_size() <= MAX_PAYLOAD_SIZE
-        ):
-            self._start_fetch()
         if not records:
             return None
         return PollResult(buffer[:used], records, start, end, hwm, len(records))
