@@ -34,6 +34,7 @@ used with the server's Subscribe/CommitOffset is FNV-1a 64 of the UTF-8 consumer
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import struct
 from collections import deque
@@ -51,6 +52,7 @@ from lnc_client.errors import (
     NotLeaderError,
     ProtocolError,
     ServerCatchingUpError,
+    TimeoutError,
     TopicNotFoundError,
 )
 from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
@@ -242,29 +244,43 @@ class StandaloneConsumer:
 
         The start offset is the committed one from the offset store; else (with
         `server_side_offsets`) the one the server's SubscribeAck returns, when it is not 0;
-        else `config.start_position` (END is resolved with a tail fetch now).
+        else `config.start_position` (END is resolved with a tail fetch now). All of it is
+        bounded by `connect_timeout_s`; on any failure the consumer is closed.
+
+        Raises:
+            TimeoutError: Not started within `connect_timeout_s`.
         """
         if self._started:
             return self
         loop = asyncio.get_running_loop()
+        limit = self._config.connect_timeout_s
         try:
-            await self._manager.get(deadline=loop.time() + self._config.connect_timeout_s)
-            stored = await self._store.load(
-                self._config.consumer_name, self._topic_id, topic_name=self._topic_name
-            )
-            if stored is not None:
-                self._offset = self._committed = stored
-            elif self._subscribed_offset:
-                self._offset = self._subscribed_offset
-            else:
-                await self._apply_start_position(self._config.start_position)
+            async with asyncio.timeout(limit):
+                await self._manager.get(deadline=loop.time() + limit)
+                stored = await self._store.load(
+                    self._config.consumer_name, self._topic_id, topic_name=self._topic_name
+                )
+                if stored is not None:
+                    self._offset = self._committed = stored
+                elif self._subscribed_offset:
+                    self._offset = self._subscribed_offset
+                else:
+                    await self._apply_start_position(self._config.start_position)
+        except builtins.TimeoutError as error:
+            await self._abandon_start()
+            if isinstance(error, LanceError):
+                raise
+            raise TimeoutError(f"starting the consumer took longer than {limit} s") from error
         except BaseException:
-            self._closed = True
-            await self._manager.close()
+            await self._abandon_start()
             raise
         self._started = True
         self._last_commit_at = loop.time()
         return self
+
+    async def _abandon_start(self) -> None:
+        self._closed = True
+        await self._manager.close()
 
     async def _apply_start_position(self, position: StartPosition) -> None:
         self.seek_to(position)

@@ -544,7 +544,7 @@ async def test_cancelling_a_poll_keeps_the_consumer_consistent(
     slow = await proxy(server.address)
     config = make_config(max_fetch_bytes=70)
     async with StandaloneConsumer(slow.address, config) as consumer:
-        slow.delay_s = 0.5
+        slow.delay_s = 0.25
         for _ in range(5):
             task = asyncio.create_task(consumer.poll())
             await asyncio.sleep(0.01)

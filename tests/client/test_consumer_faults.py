@@ -17,7 +17,7 @@ from lnc_client import operations
 from lnc_client.config import ReconnectConfig
 from lnc_client.connection import Connection
 from lnc_client.consumer import PollResult, StandaloneConsumer
-from lnc_client.errors import ConnectionError, LanceError
+from lnc_client.errors import ConnectionError, LanceError, TimeoutError
 from lnc_client.protocol.records import encode_values
 from lnc_client.server import FaultConfig, LanceServer
 
@@ -74,19 +74,19 @@ class TimedPolls:
 async def test_slow_answers_never_duplicate_or_reorder(
     server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
 ) -> None:
-    await ingest_values(server.address, VALUES)
+    await ingest_values(server.address, VALUES[:100])
     slow = await proxy(server.address)
     slow.delay_s = 0.15
-    config = make_config(max_fetch_bytes=800, request_timeout_s=2.0)
+    config = make_config(max_fetch_bytes=400, request_timeout_s=2.0)
     async with StandaloneConsumer(slow.address, config) as consumer:
         polls = TimedPolls(consumer, timeout=0.04)
-        results = await polls.until(200)
-        assert values_of(results) == VALUES
+        results = await polls.until(100)
+        assert values_of(results) == VALUES[:100]
         assert_contiguous(results)
         assert polls.empty_polls >= 5
         slow.delay_s = 0.0
         assert await consumer.poll(timeout=0.3) is None
-        assert consumer.current_offset == 16 * 200
+        assert consumer.current_offset == 16 * 100
         assert consumer.reconnects == 0
 
 
@@ -246,3 +246,31 @@ async def test_reconnect_gives_up_after_max_attempts(server: LanceServer) -> Non
         with pytest.raises(ConnectionError, match="gave up after 2 rounds"):
             await poll_until_error(consumer, [])
         assert consumer.current_offset == 160
+
+
+async def test_start_is_bounded_by_the_connect_timeout(
+    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    slow = await proxy(server.address)
+    slow.delay_s = 0.5
+    consumer = StandaloneConsumer(slow.address, make_config(connect_timeout_s=0.2))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError, match=r"starting the consumer took longer than 0\.2 s"):
+        await consumer.start()
+    assert loop.time() - started <= 0.2 + MARGIN
+    assert consumer.closed
+
+
+async def test_connecting_to_nothing_fails_within_the_connect_timeout(
+    server: LanceServer,
+) -> None:
+    address = server.address
+    await server.stop()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError, match=r"took longer than 0\.2 s"):
+        await StandaloneConsumer.connect(address, make_config(connect_timeout_s=0.2))
+    assert loop.time() - started <= 0.2 + MARGIN
+    with pytest.raises(ConnectionError, match="cannot connect"):
+        await StandaloneConsumer.connect(address, make_config(auto_reconnect=False))
