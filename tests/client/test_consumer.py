@@ -17,7 +17,13 @@ import pytest
 
 from lnc_client import consumer as consumer_module
 from lnc_client import operations
-from lnc_client.config import ConnectionOptions, ReconnectConfig, SeekPosition, StandaloneConfig
+from lnc_client.config import (
+    ConnectionOptions,
+    ProducerConfig,
+    ReconnectConfig,
+    SeekPosition,
+    StandaloneConfig,
+)
 from lnc_client.connection import Connection
 from lnc_client.consumer import PollResult, StandaloneConsumer, consumer_id_for
 from lnc_client.errors import (
@@ -28,6 +34,7 @@ from lnc_client.errors import (
     TopicNotFoundError,
 )
 from lnc_client.offsets import MemoryOffsetStore
+from lnc_client.producer import Producer
 from lnc_client.protocol.control import TAIL_OFFSET, FetchResult
 from lnc_client.protocol.records import (
     RecordType,
@@ -201,6 +208,25 @@ async def test_compressed_envelopes_are_opened(server: LanceServer) -> None:
     assert values_of(results) == [*inner, b"plain"]
     assert results[0].data == envelope + encode_values([b"plain"])
     assert results[0].end_offset == len(envelope) + 10
+
+
+@pytest.mark.parametrize("compression", [False, True])
+async def test_records_from_the_producer_arrive_in_order(
+    server: LanceServer, compression: bool
+) -> None:
+    values = [b"event %04d " % n + b"x" * (n % 50) for n in range(500)]
+    config = ProducerConfig(compression=compression, batch_size=4096, linger_ms=1)
+    async with Producer(server.address, config) as producer:
+        for value in values[:250]:
+            await producer.send_async(1, value)
+        await producer.send_batch(1, values[250:])
+        await producer.flush()
+    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=1000)) as consumer:
+        results = await drain(consumer, 500)
+        assert values_of(results) == values
+        stored = sum(len(r.data) for r in results)
+        assert consumer.current_offset == stored == consumer.high_water_mark
+    assert (stored < sum(len(v) + 5 for v in values)) is compression
 
 
 @pytest.mark.parametrize("where", ["server", "client"])
