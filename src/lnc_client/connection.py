@@ -11,8 +11,13 @@ Data flow. Writers call `send_ingest` (no await: the frame goes to the transport
   is dropped: later requests never receive an earlier request's answer. An answer whose code
   cannot answer the request at the head means the stream is out of step: the connection is reset.
 * **ErrorResponse** -> it carries no batch id (§2.7). When only control requests or only ingests
-  wait, it belongs to them; when both wait, the order in which frames were sent decides, and
-  texts only ingests can get (`Unknown topic`, `Authentication required`) go to ingests. An error
+  wait, it belongs to them. When both wait, its text decides: texts only ingests can get
+  (`Unknown topic`, `Authentication required`, `FORWARD_FAILED: Unknown topic (metadata
+  convergence)`) go to the ingests, and every text an ingest can never get (all of §4.4 but
+  those, e.g. `Topic 'x' already exists`) to the oldest request. Only for the texts both can get
+  (`FORWARD_FAILED: ...`, `NOT_LEADER: ...`) does the order in which frames were sent decide: a
+  request sent before every in-flight ingest is answered first; otherwise the error cannot be
+  placed and the connection is reset. An error
   for an ingest is settled exactly: the server acks the other batches of the same read chunk
   after the error, so the connection sends two keepalives in turn (an *ack barrier*); once the
   second echo is back, every batch sent before the first keepalive that is still un-acked is one
@@ -36,6 +41,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Final
 
 from lnc_client.config import Address, ConnectionOptions, parse_address
@@ -89,6 +95,28 @@ _INGEST_ONLY_TEXTS: Final = frozenset(
         "FORWARD_FAILED: Unknown topic (metadata convergence)",
     }
 )
+"""Error texts only an ingest gets (PROTOCOL.md §2.3, §2.9)."""
+_CONTROL_ONLY_TEXTS: Final = frozenset(
+    {"FORWARD_FAILED: Leader not ready (apply/metadata catch-up)"}
+)
+"""Forwarding texts only control commands get: such a leader still takes ingest (§8)."""
+_SHARED_PREFIXES: Final = ("FORWARD_FAILED: ", "NOT_LEADER: ")
+"""Every other text an ingest can get starts with one of these (§2.7, §2.9, §8)."""
+
+
+class _ErrorOwner(Enum):
+    INGEST = "ingest"
+    REQUEST = "request"
+    EITHER = "either"
+
+
+def _owner_of(text: str) -> _ErrorOwner:
+    """Who can have caused an ErrorResponse with this text: an ingest, a request, or both."""
+    if text in _INGEST_ONLY_TEXTS:
+        return _ErrorOwner.INGEST
+    if text in _CONTROL_ONLY_TEXTS or not text.startswith(_SHARED_PREFIXES):
+        return _ErrorOwner.REQUEST
+    return _ErrorOwner.EITHER
 
 
 def _answers_for(command: int) -> frozenset[int]:
@@ -552,9 +580,10 @@ class Connection:
         request = self._requests[0] if self._requests else None
         oldest = self._in_flight[0] if self._in_flight else None
         if request is not None and oldest is not None:
-            if error.server_text in _INGEST_ONLY_TEXTS:
+            owner = _owner_of(error.server_text or "")
+            if owner is _ErrorOwner.INGEST:
                 request = None
-            elif request.seq < oldest.seq:
+            elif owner is _ErrorOwner.REQUEST or request.seq < oldest.seq:
                 oldest = None
             else:
                 raise ProtocolError(

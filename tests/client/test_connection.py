@@ -24,6 +24,7 @@ from lnc_client.errors import (
     LanceError,
     ProtocolError,
     TimeoutError,
+    TopicAlreadyExistsError,
     TopicNotFoundError,
 )
 from lnc_client.protocol import control
@@ -352,3 +353,66 @@ async def test_peer_that_stops_reading_bounds_the_wait() -> None:
         await conn.close()
         assert all(isinstance(e, ConnectionError) for e in results.values())
         assert len(results) == batch_id
+
+
+def holding_acks(error_text: bytes) -> Handler:
+    """A peer that holds every Ack until the next keepalive and refuses each request with
+    `error_text`: the request's error arrives while an older ingest is still in flight."""
+    held: list[bytes] = []
+
+    async def handler(peer: Peer, frames: list[Frame]) -> None:
+        for frame in frames:
+            kind = frame.frame_type
+            if kind is FrameType.INGEST:
+                held.append(build_ack_frame(frame.header.batch_id))
+            elif kind is FrameType.KEEPALIVE:
+                peer.send(KEEPALIVE_FRAME, *held)
+                held.clear()
+            elif kind is FrameType.CONTROL:
+                peer.send(build_control_frame(ControlCommand.ERROR_RESPONSE, error_text))
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"Topic 't' already exists", TopicAlreadyExistsError),
+        (b"Topic not found", TopicNotFoundError),
+        (b"Configuration error: Topic 5 not found", TopicNotFoundError),
+        (b"Invalid client command", LanceError),
+        (b"Rate limit exceeded", LanceError),
+        (b"FORWARD_FAILED: Leader not ready (apply/metadata catch-up)", LanceError),
+        (b"a text no ingest can get", LanceError),
+    ],
+)
+async def test_control_only_error_goes_to_the_newer_request(
+    text: bytes, expected: type[LanceError]
+) -> None:
+    async with scripted(holding_acks(text)) as (_, address):
+        conn = await Connection.open(address, options())
+        results, on_done = collector()
+        conn.send_ingest(1, RECORD, batch_id=1, record_count=1, on_done=on_done)
+        with pytest.raises(expected) as caught:
+            await ops.create_topic(conn, "t")
+        assert caught.value.server_text == text.decode()
+        assert conn.is_open
+        assert results == {}
+        await conn.ping()
+        await wait_for(lambda: 1 in results)
+        assert results == {1: None}
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    "text", [b"FORWARD_FAILED: Forward operation timed out", b"NOT_LEADER: leader unknown"]
+)
+async def test_error_both_can_get_resets_when_order_cannot_decide(text: bytes) -> None:
+    async with scripted(holding_acks(text)) as (_, address):
+        conn = await Connection.open(address, options())
+        results, on_done = collector()
+        conn.send_ingest(1, RECORD, batch_id=1, record_count=1, on_done=on_done)
+        with pytest.raises(ProtocolError, match="cannot tell"):
+            await ops.create_topic(conn, "t")
+        assert isinstance(results[1], ProtocolError)
+        assert not conn.is_open
