@@ -6,6 +6,8 @@ Data flow. Writers call `send_ingest` (no await: the frame goes to the transport
 
 * **Ack** -> the in-flight ingest with that batch id (acks are FIFO, PROTOCOL.md §2.7), or the
   pending Unsubscribe whose consumer id it carries (§4.1: Unsubscribe is answered by an Ack).
+  The two never share an id: an Unsubscribe first waits for an in-flight batch with its
+  consumer id to settle, and `send_ingest` refuses a batch id that a pending Unsubscribe holds.
 * **Control** -> the oldest pending request. Requests are answered in the order they were sent,
   so a request that timed out or was cancelled keeps its place in the queue and its late answer
   is dropped: later requests never receive an earlier request's answer. An answer whose code
@@ -201,6 +203,8 @@ class Connection:
         self._failure: LanceError | None = None
         self._seq = 0
         self._requests: deque[_Request] = deque()
+        self._unsubscribe_ids: dict[int, int] = {}
+        """Consumer ids of the pending Unsubscribes (their Acks carry them) and how many."""
         self._in_flight: deque[_InFlight] = deque()
         self._in_flight_ids: dict[int, _InFlight] = {}
         self._pings: deque[tuple[int, Callable[[], None] | None]] = deque()
@@ -348,17 +352,24 @@ class Connection:
         Args:
             topic_id: Target topic.
             payload: The batch payload (a TLV stream).
-            batch_id: Id echoed in the Ack; must not be in flight on this connection already.
+            batch_id: Id echoed in the Ack; must not be in flight on this connection already,
+                nor be the consumer id of a pending Unsubscribe (whose Ack carries that id).
             record_count: Records in the payload (metrics only on the server).
             on_done: Called with (batch_id, None) after the Ack, or (batch_id, error).
             timestamp_ns: Batch timestamp.
 
         Raises:
             ConnectionError: The connection is closed.
-            ValueError: `batch_id` is already in flight.
+            ValueError: `batch_id` is already in flight, or an Unsubscribe for that consumer
+                id waits for its Ack.
         """
         if batch_id in self._in_flight_ids:
             raise ValueError(f"batch {batch_id} is already in flight on this connection")
+        if batch_id in self._unsubscribe_ids:
+            raise ValueError(
+                f"batch id {batch_id} is the consumer id of a pending Unsubscribe: "
+                "its Ack could not be told apart"
+            )
         length = len(payload)
         header = encode_header(
             Flag.BATCH_MODE,
@@ -410,6 +421,8 @@ class Connection:
         self._requests.append(
             _Request(int(command), seq, future, _answers_for(command), unsubscribe_id)
         )
+        if unsubscribe_id is not None:
+            self._unsubscribe_ids[unsubscribe_id] = self._unsubscribe_ids.get(unsubscribe_id, 0) + 1
         limit = self.options.request_timeout_s if timeout is None else timeout
         try:
             async with asyncio.timeout(limit):
@@ -496,6 +509,7 @@ class Connection:
         if self._keepalive_task is not None:
             self._keepalive_task.cancel()
         requests, self._requests = self._requests, deque()
+        self._unsubscribe_ids.clear()
         for request in requests:
             if not request.future.done():
                 request.future.set_exception(_copy_error(error))
@@ -572,9 +586,18 @@ class Connection:
             raise ProtocolError(
                 f"answer {frame.command:#04x} cannot answer request {request.command:#04x}"
             )
-        self._requests.popleft()
+        self._pop_request()
         if not request.future.done():
             request.future.set_result(frame)
+
+    def _pop_request(self) -> _Request:
+        request = self._requests.popleft()
+        consumer_id = request.unsubscribe_id
+        if consumer_id is not None:
+            left = self._unsubscribe_ids.pop(consumer_id) - 1
+            if left:
+                self._unsubscribe_ids[consumer_id] = left
+        return request
 
     def _on_error(self, error: LanceError) -> None:
         request = self._requests[0] if self._requests else None
@@ -590,7 +613,7 @@ class Connection:
                     f"cannot tell which request the error {error.server_text!r} answers"
                 )
         if request is not None:
-            self._requests.popleft()
+            self._pop_request()
             if not request.future.done():
                 request.future.set_exception(error)
         elif oldest is not None:

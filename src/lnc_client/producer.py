@@ -27,6 +27,11 @@ A background *sender* task does only what may wait: reconnecting (backoff, seeds
 until a peer that stopped reading accepts data again, holding sends after Backpressure frames,
 and housekeeping (ack timeouts reset the connection; batches past their delivery timeout fail).
 
+Batch ids are the producer's own (1, 2, 3, ... per producer, kept on resends). Its connections
+carry nothing but its ingests and its own ListTopics/CreateTopic requests, never an Unsubscribe,
+so no Ack can be mistaken for an Unsubscribe's (`Connection.send_ingest` would refuse such an
+id with `ValueError`; it cannot happen here).
+
 Delivery: an Ack means the server has the batch durably (fsync). A batch that is resent after a
 lost connection or an ack timeout may have been written already: the server does not detect
 duplicate batch ids, so those records can appear twice (at-least-once; docs/client.md).

@@ -416,3 +416,19 @@ async def test_error_both_can_get_resets_when_order_cannot_decide(text: bytes) -
             await ops.create_topic(conn, "t")
         assert isinstance(results[1], ProtocolError)
         assert not conn.is_open
+
+
+async def test_batch_id_of_a_pending_unsubscribe_is_refused() -> None:
+    async with scripted(real_server_like) as (peer, address):
+        conn = await Connection.open(address, options())
+        results, on_done = collector()
+        unsubscribe = asyncio.ensure_future(ops.unsubscribe(conn, 1, 42))
+        await asyncio.sleep(0)  # the Unsubscribe is written and waits for its Ack
+        with pytest.raises(ValueError, match="Unsubscribe"):
+            conn.send_ingest(99, RECORD, batch_id=42, record_count=1, on_done=on_done)
+        await unsubscribe
+        conn.send_ingest(99, RECORD, batch_id=42, record_count=1, on_done=on_done)
+        await wait_for(lambda: 42 in results)
+        assert isinstance(results[42], TopicNotFoundError)
+        assert [f.frame_type for f in peer.received].count(FrameType.INGEST) == 1
+        await conn.close()
