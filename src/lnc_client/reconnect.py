@@ -97,8 +97,9 @@ class ConnectionManager:
         """Return the open connection, connecting (with backoff) when there is none.
 
         Args:
-            deadline: Loop time after which to give up (default: connect timeout per attempt
-                and `max_attempts` rounds, or forever when `max_attempts` is 0).
+            deadline: Loop time after which to give up, also while another caller is
+                connecting (default: connect timeout per attempt and `max_attempts` rounds, or
+                forever when `max_attempts` is 0).
 
         Raises:
             ConnectionError: Closed manager, auto_reconnect off after a loss, attempts used up.
@@ -108,7 +109,12 @@ class ConnectionManager:
         conn = self.current
         if conn is not None:
             return conn
-        async with self._lock:
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._lock.acquire()
+        except builtins.TimeoutError:
+            raise _timed_out(None) from None
+        try:
             conn = self.current
             if conn is not None:
                 return conn
@@ -125,6 +131,8 @@ class ConnectionManager:
             if self._on_connect is not None:
                 await self._on_connect(conn)
             return conn
+        finally:
+            self._lock.release()
 
     async def _open(self, deadline: float | None) -> Connection:
         loop = asyncio.get_running_loop()

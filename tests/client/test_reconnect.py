@@ -1,0 +1,73 @@
+"""ConnectionManager: deadlines while another caller reconnects, close() during a connect, and
+the retry bound, against small stub servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from lnc_client.config import ConnectionOptions, ReconnectConfig
+from lnc_client.errors import TimeoutError
+from lnc_client.reconnect import ConnectionManager
+
+Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def stub(serve: Serve) -> AsyncIterator[str]:
+    """Run `serve` for every connection on an ephemeral port; yield `127.0.0.1:PORT`."""
+    writers: list[asyncio.StreamWriter] = []
+
+    async def track(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        try:
+            await serve(reader, writer)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    server = await asyncio.start_server(track, "127.0.0.1", 0)
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for writer in writers:
+            writer.transport.abort()
+        await server.wait_closed()
+
+
+def refused_address() -> str:
+    """An address nobody listens on: connecting to it is refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+def options(**changes: object) -> ConnectionOptions:
+    base: dict[str, object] = {"connect_timeout_s": 2.0, "request_timeout_s": 2.0}
+    base.update(changes)
+    return ConnectionOptions(keepalive_interval_s=0.0, **base)  # type: ignore[arg-type]
+
+
+async def test_get_honours_its_deadline_while_another_caller_reconnects() -> None:
+    manager = ConnectionManager(
+        [refused_address()], options(), ReconnectConfig(base_delay_ms=5000, max_delay_ms=5000)
+    )
+    loop = asyncio.get_running_loop()
+    holder = asyncio.create_task(manager.get(deadline=loop.time() + 10))
+    await asyncio.sleep(0.05)  # the holder has failed its first round and backs off, locked
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(2):
+            await manager.get(deadline=started + 0.2)
+    assert 0.15 <= loop.time() - started < 0.5
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+    await manager.close()
