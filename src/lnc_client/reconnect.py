@@ -72,6 +72,7 @@ class ConnectionManager:
         self._current: Connection | None = None
         self._opened_once = False
         self._lock = asyncio.Lock()
+        self._opening: asyncio.Task[Connection] | None = None
         self._closed = False
         self.reconnects = 0
 
@@ -123,7 +124,7 @@ class ConnectionManager:
             if self._opened_once and not self.auto_reconnect:
                 failure = self._current.failure if self._current is not None else None
                 raise ConnectionError(f"connection lost and auto_reconnect is off: {failure}")
-            conn = await self._open(deadline)
+            conn = await self._open_unless_closed(deadline)
             self._current = conn
             if self._opened_once:
                 self.reconnects += 1
@@ -133,6 +134,23 @@ class ConnectionManager:
             return conn
         finally:
             self._lock.release()
+
+    async def _open_unless_closed(self, deadline: float | None) -> Connection:
+        """`_open` in a task that `close()` cancels; a connection is never kept after close."""
+        opening = self._opening = asyncio.get_running_loop().create_task(self._open(deadline))
+        try:
+            conn = await opening
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._closed and (task is None or not task.cancelling()):
+                raise ConnectionError("the client was closed while connecting") from None
+            raise
+        finally:
+            self._opening = None
+        if self._closed:
+            await conn.close()
+            raise ConnectionError("the client was closed while connecting")
+        return conn
 
     async def _open(self, deadline: float | None) -> Connection:
         loop = asyncio.get_running_loop()
@@ -206,8 +224,14 @@ class ConnectionManager:
             await asyncio.sleep(delay)
 
     async def close(self) -> None:
-        """Close the current connection; `get` refuses from now on."""
+        """Close the current connection and stop a connect in progress; `get` refuses from now on.
+
+        A `get` that was connecting raises `ConnectionError`; the connection it was opening is
+        closed (`Connection.open` aborts it when cancelled).
+        """
         self._closed = True
+        if self._opening is not None:
+            self._opening.cancel()
         if self._current is not None:
             await self._current.close()
 

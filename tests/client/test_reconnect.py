@@ -12,7 +12,9 @@ from contextlib import asynccontextmanager
 import pytest
 
 from lnc_client.config import ConnectionOptions, ReconnectConfig
-from lnc_client.errors import TimeoutError
+from lnc_client.errors import ConnectionError, TimeoutError
+from lnc_client.protocol import control
+from lnc_client.protocol.frame import ControlCommand, build_control_frame
 from lnc_client.reconnect import ConnectionManager
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -71,3 +73,31 @@ async def test_get_honours_its_deadline_while_another_caller_reconnects() -> Non
     with pytest.raises(asyncio.CancelledError):
         await holder
     await manager.close()
+
+
+async def test_close_stops_a_connect_in_progress() -> None:
+    accepted = asyncio.Event()
+    release = asyncio.Event()
+    client_gone = asyncio.Event()
+
+    async def slow_auth(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await release.wait()
+        body = control.encode_auth_response(control.AuthResult(True, "Authenticated"))
+        writer.write(build_control_frame(ControlCommand.AUTHENTICATE_RESPONSE, body))
+        try:
+            while await reader.read(65536):
+                pass
+        finally:
+            client_gone.set()
+
+    async with stub(slow_auth) as address:
+        manager = ConnectionManager([address], options(auth_token="t"), ReconnectConfig())
+        getting = asyncio.create_task(manager.get())
+        await asyncio.wait_for(accepted.wait(), 2)
+        await manager.close()
+        release.set()
+        with pytest.raises(ConnectionError, match="closed while connecting"):
+            await getting
+        await asyncio.wait_for(client_gone.wait(), 2)
+        assert manager.current is None
