@@ -35,6 +35,8 @@ __all__ = ["LanceServer", "ServerThread"]
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 _THREAD_START_TIMEOUT: Final = 30.0
+_STORAGE_CLOSE_TIMEOUT: Final = 30.0
+"""Bound on closing the segments at stop (syncs and renames) and on joining the writer."""
 
 
 def _build_config(
@@ -250,7 +252,15 @@ class LanceServer:
         return TopicRegistry.load(config.data_dir, config.segment_max_bytes), tokens
 
     async def stop(self) -> None:
-        """Stop accepting, finish or drop connections, close segments, join the writer."""
+        """Stop accepting, finish or drop connections, close segments, join the writer.
+
+        The server is stopped when this returns or raises.
+
+        Raises:
+            WriterUnavailableError: The storage writer had failed (logged when it did); the
+                segments were not closed and are recovered at the next start.
+            TimeoutError: The writer did not finish closing the segments in time.
+        """
         listener, state = self._listener, self._state
         if listener is None or state is None:
             return
@@ -271,8 +281,10 @@ class LanceServer:
             if pending:
                 await asyncio.wait(pending, timeout=self._grace)
         await listener.wait_closed()
-        await self._close_storage(state)
-        self._state = None
+        try:
+            await self._close_storage(state)
+        finally:
+            self._state = None
 
     async def restart(self) -> None:
         """Stop, then start again on the same port and data directory."""
@@ -310,6 +322,13 @@ class LanceServer:
 
     @staticmethod
     async def _close_storage(state: ServerState) -> None:
+        """Close every segment on the writer thread, then stop it; both waits are bounded.
+
+        Raises:
+            WriterUnavailableError: The writer had failed; segments are left active and are
+                recovered at the next start, as after a crash.
+            TimeoutError: The writer did not finish in time (it is left running).
+        """
         logs = state.registry.logs()
 
         def close_all() -> None:
@@ -318,9 +337,9 @@ class LanceServer:
                 log.retire()
 
         try:
-            await state.writer.call(close_all)
+            await asyncio.wait_for(state.writer.call(close_all), _STORAGE_CLOSE_TIMEOUT)
         finally:
-            await state.writer.stop()
+            await state.writer.stop(_STORAGE_CLOSE_TIMEOUT)
 
 
 class ServerThread:
@@ -340,6 +359,7 @@ class ServerThread:
         self._stop_event: asyncio.Event | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
+        self._stop_error: Exception | None = None
         self._thread = threading.Thread(target=self._main, name="lnc-server-loop")
 
     @property
@@ -403,11 +423,21 @@ class ServerThread:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop the server and join the thread."""
+        """Stop the server and join the thread.
+
+        Raises:
+            TimeoutError: The thread did not end within `timeout` seconds.
+            Exception: Whatever `LanceServer.stop` raised (the thread has ended).
+        """
         if self._loop is not None and self._stop_event is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop_event.set)
         if self._thread.is_alive():
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"the server thread did not stop within {timeout} s")
+        error, self._stop_error = self._stop_error, None
+        if error is not None:
+            raise error
 
     def restart(self, timeout: float = 30.0) -> None:
         """Stop and start the server on the same port and data directory; waits."""
@@ -445,4 +475,7 @@ class ServerThread:
         try:
             await self._stop_event.wait()
         finally:
-            await self._server.stop()
+            try:
+                await self._server.stop()
+            except Exception as error:  # noqa: BLE001 - re-raised by stop() in the caller's thread
+                self._stop_error = error

@@ -40,6 +40,7 @@ from lnc_client.protocol.frame import (
 )
 from lnc_client.server.commands import Commands, ConnectionAuth, Reply, ServerState, error_frame
 from lnc_client.server.storage.segments import Buffer, TopicLog
+from lnc_client.server.storage.writer import WriterUnavailableError
 
 __all__ = ["Session"]
 
@@ -273,7 +274,7 @@ class Session(asyncio.BufferedProtocol):
         self._inflight += nbytes
         try:
             self._state.writer.submit(entries, nbytes, lambda e: self._written(chunk, nbytes, e))
-        except RuntimeError:
+        except WriterUnavailableError:
             chunk.outstanding -= 1
             chunk.failed = True
             self._inflight -= nbytes

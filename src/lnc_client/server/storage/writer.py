@@ -11,11 +11,18 @@ are durable.
 
 Memory is bounded by the loop side: `queued_bytes` counts payload bytes not yet completed, and
 sessions stop reading while it is above the limit (`wait_for_room`).
+
+Failure. An `OSError` while writing fails that batch's writes (their sessions close without
+Acks) and the writer goes on. Any other exception is a bug: it is logged once with its
+traceback, every job not yet completed fails with `WriterUnavailableError` (an `OSError`, so
+control commands answer `I/O error: ...` and sessions close without Acks), the thread ends, and
+every later `submit` / `call` raises `WriterUnavailableError` at once. Nothing waits forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,9 +32,15 @@ from typing import Generic, TypeVar
 
 from lnc_client.server.storage.segments import Buffer, TopicLog
 
-__all__ = ["GroupCommitWriter", "WriteDone"]
+__all__ = ["GroupCommitWriter", "WriteDone", "WriterUnavailableError"]
 
+_log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class WriterUnavailableError(OSError):
+    """The writer is stopped, or failed on an unexpected error: nothing more can be written."""
+
 
 WriteDone = Callable[[OSError | None], None]
 """Completion of a submitted write: None once durable, or the error that prevented it."""
@@ -72,6 +85,7 @@ class GroupCommitWriter:
         self._room_waiters: list[Callable[[], None]] = []
         self._thread = threading.Thread(target=self._run, name="lnc-server-writer")
         self._stopped = False
+        self._failure: WriterUnavailableError | None = None
         self.commits = 0
         self.syncs = 0
 
@@ -99,33 +113,44 @@ class GroupCommitWriter:
         """Queue payloads for appending; `done` is called on the loop once they are durable.
 
         Raises:
-            RuntimeError: The writer is stopped.
+            WriterUnavailableError: The writer is stopped or has failed.
         """
-        self._queued_bytes += nbytes
         self._enqueue(_Write(entries, nbytes, done))
+        self._queued_bytes += nbytes  # released on the loop, so never before this line
 
     async def call(self, fn: Callable[[], T]) -> T:
         """Run `fn` on the writer thread after everything queued before it is durable.
 
         Raises:
+            WriterUnavailableError: The writer is stopped or has failed.
             Exception: Whatever `fn` raised.
         """
         future: asyncio.Future[T] = self._loop.create_future()
         self._enqueue(_Call(fn, future))  # type: ignore[arg-type]
         return await future
 
-    async def stop(self) -> None:
-        """Finish every queued job, then end and join the thread."""
-        if self._stopped:
-            return
-        self._enqueue(_STOP)
-        self._stopped = True
-        await asyncio.to_thread(self._thread.join)
+    async def stop(self, timeout: float) -> None:
+        """Finish every queued job, then end and join the thread.
+
+        Raises:
+            TimeoutError: The thread did not end within `timeout` seconds (it is left running).
+        """
+        if not self._stopped:
+            with self._cond:
+                self._stopped = True
+                if self._failure is None:
+                    self._jobs.append(_STOP)
+                    self._cond.notify()
+        await asyncio.to_thread(self._thread.join, timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"the storage writer did not stop within {timeout} s")
 
     def _enqueue(self, job: _Job) -> None:
-        if self._stopped:
-            raise RuntimeError("the writer is stopped")
         with self._cond:
+            if self._failure is not None:
+                raise self._failure
+            if self._stopped:
+                raise WriterUnavailableError("the storage writer is stopped")
             self._jobs.append(job)
             self._cond.notify()
 
@@ -136,25 +161,64 @@ class GroupCommitWriter:
             with self._cond:
                 while not self._jobs:
                     self._cond.wait()
-                batch = list(self._jobs)
+                batch = deque(self._jobs)
                 self._jobs.clear()
             completions: list[_Completion] = []
-            writes: list[_Write] = []
-            stop = False
-            for job in batch:
-                if isinstance(job, _Write):
-                    writes.append(job)
-                    continue
-                self._commit(writes, completions)
-                writes = []
-                if isinstance(job, _Stop):
-                    stop = True
-                    break
-                completions.append(self._invoke(job))
-            self._commit(writes, completions)
+            try:
+                stop = self._process(batch, completions)
+            except BaseException as error:  # noqa: BLE001 - a bug: logged, handed to every waiter
+                completions += self._fail(error, batch)
+                stop = True
             self._loop.call_soon_threadsafe(self._deliver, completions)
             if stop:
                 return
+
+    def _process(self, batch: deque[_Job], completions: list[_Completion]) -> bool:
+        """Run a batch in order; a job leaves `batch` once its completion is in `completions`.
+
+        Returns:
+            Whether the batch ended with the stop marker.
+        """
+        while batch:
+            head = batch[0]
+            if isinstance(head, _Stop):
+                batch.popleft()
+                return True
+            if isinstance(head, _Call):
+                completions.append(self._invoke(head))
+                batch.popleft()
+                continue
+            writes: list[_Write] = []
+            for job in batch:
+                if not isinstance(job, _Write):
+                    break
+                writes.append(job)
+            self._commit(writes, completions)
+            for _ in writes:
+                batch.popleft()
+        return False
+
+    def _fail(self, error: BaseException, batch: deque[_Job]) -> list[_Completion]:
+        """Mark the writer failed; fail `batch` and everything queued after it."""
+        _log.error("the storage writer failed; every pending and later write fails", exc_info=error)
+        failure = WriterUnavailableError(
+            f"the storage writer failed: {type(error).__name__}: {error}"
+        )
+        failure.__cause__ = error
+        with self._cond:
+            self._failure = failure
+            batch.extend(self._jobs)
+            self._jobs.clear()
+        completions: list[_Completion] = []
+        freed = 0
+        for job in batch:
+            if isinstance(job, _Write):
+                freed += job.nbytes
+                completions.append(_bind_done(job.done, failure))
+            elif isinstance(job, _Call):
+                completions.append(partial(_settle, job.future, None, failure))
+        completions.append(lambda: self._release(freed))
+        return completions
 
     def _commit(self, writes: list[_Write], completions: list[_Completion]) -> None:
         if not writes:

@@ -1,0 +1,108 @@
+"""Internal failures: a crashing writer thread, failing reads, retention bugs, failing deletes.
+
+Each test breaks one piece of the server with a monkeypatch and checks what a client sees on
+the wire (exact frames, or a close without a reply) and that the server stays consistent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from lnc_client.protocol.control import create_topic_payload
+from lnc_client.protocol.frame import ControlCommand, build_control_frame, build_ingest_frame
+from lnc_client.server import LanceServer, ServerConfig, ServerThread
+from lnc_client.server.storage import segments
+
+from .conftest import RawConn
+
+C = ControlCommand
+RECORD = b"\x01\x05\x00\x00\x00hello"
+
+
+def ingest(batch_id: int, topic: int = 1) -> bytes:
+    return build_ingest_frame(RECORD, batch_id=batch_id, record_count=1, topic_id=topic)
+
+
+def error_reply(text: str) -> bytes:
+    return build_control_frame(C.ERROR_RESPONSE, text.encode())
+
+
+async def ask(conn: RawConn, command: int, payload: bytes = b"") -> bytes:
+    await conn.send(build_control_frame(command, payload))
+    return await conn.read_frame()
+
+
+async def test_a_crashing_writer_fails_every_write_and_call_and_stop_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a queue limit of one payload: were the failed write's bytes never released, no
+    # connection would be read again
+    config = ServerConfig(tmp_path, port=0, writer_queue_max_bytes=len(RECORD))
+    server = LanceServer(config=config)
+    await server.start()
+    conn = await RawConn.open(server.port)
+    assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+
+    def crash(self: segments.TopicLog, payloads: list[segments.Buffer]) -> None:
+        raise ValueError("a bug in append")
+
+    monkeypatch.setattr(segments.TopicLog, "append", crash)
+    await conn.send(ingest(1))
+    assert await conn.expect_closed() == b""  # no Ack, no frame: closed as on a write failure
+    text = "I/O error: the storage writer failed: ValueError: a bug in append"
+    other = await RawConn.open(server.port)
+    assert await ask(other, C.CREATE_TOPIC, create_topic_payload("u")) == error_reply(text)
+    topics = await ask(other, C.LIST_TOPICS)
+    assert b'"name":"t"' in topics
+    assert b'"name":"u"' not in topics
+    await other.send(ingest(2))
+    assert await other.expect_closed() == b""  # later writes fail at once
+    await conn.close()
+    await other.close()
+    with pytest.raises(OSError, match="ValueError: a bug in append"):
+        await asyncio.wait_for(server.stop(), 2)
+    assert not server.running
+    crashes = [r for r in caplog.records if r.levelno == logging.ERROR and r.exc_info]
+    assert len(crashes) == 1
+    assert crashes[0].exc_info is not None
+    assert isinstance(crashes[0].exc_info[1], ValueError)
+
+
+def test_server_thread_stop_raises_when_the_thread_does_not_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    original = LanceServer.stop
+
+    async def slow_stop(self: LanceServer) -> None:
+        await asyncio.to_thread(release.wait, 10)
+        await original(self)
+
+    monkeypatch.setattr(LanceServer, "stop", slow_stop)
+    thread = ServerThread(tmp_path, port=0).start()
+    with pytest.raises(TimeoutError, match=r"did not stop within 0\.1 s"):
+        thread.stop(timeout=0.1)
+    release.set()
+    thread.stop()
+    assert not thread.server.running
+
+
+def test_server_thread_stop_raises_what_the_server_stop_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = LanceServer.stop
+
+    async def failing_stop(self: LanceServer) -> None:
+        await original(self)
+        raise OSError("segments not closed")
+
+    monkeypatch.setattr(LanceServer, "stop", failing_stop)
+    thread = ServerThread(tmp_path, port=0).start()
+    with pytest.raises(OSError, match="segments not closed"):
+        thread.stop()
+    thread.stop()  # raised once; the thread has ended
