@@ -7,14 +7,23 @@ the wire (exact frames, or a close without a reply) and that the server stays co
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import gc
 import logging
 import threading
 from pathlib import Path
 
 import pytest
 
-from lnc_client.protocol.control import create_topic_payload
-from lnc_client.protocol.frame import ControlCommand, build_control_frame, build_ingest_frame
+from lnc_client.protocol.control import create_topic_payload, fetch_payload
+from lnc_client.protocol.frame import (
+    KEEPALIVE_FRAME,
+    ControlCommand,
+    build_ack_frame,
+    build_control_frame,
+    build_ingest_frame,
+)
 from lnc_client.server import LanceServer, ServerConfig, ServerThread
 from lnc_client.server.storage import segments
 
@@ -106,3 +115,46 @@ def test_server_thread_stop_raises_what_the_server_stop_raised(
     with pytest.raises(OSError, match="segments not closed"):
         thread.stop()
     thread.stop()  # raised once; the thread has ended
+
+
+async def test_a_fetch_read_failure_answers_io_error_and_keeps_the_connection(
+    server: LanceServer, conn: RawConn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+    await conn.send(ingest(1))
+    assert await conn.read_frame() == build_ack_frame(1)
+
+    def eio(self: segments.TopicSnapshot, offset: int, size: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(segments.TopicSnapshot, "read", eio)
+    assert await ask(conn, C.FETCH, fetch_payload(1, 0, 100)) == error_reply(
+        "I/O error: Input/output error (os error 5)"
+    )
+    await conn.send(KEEPALIVE_FRAME)
+    assert await conn.read_frame() == KEEPALIVE_FRAME
+
+
+async def test_an_unexpected_command_failure_is_logged_and_aborts_the_connection(
+    server: LanceServer,
+    conn: RawConn,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+    await conn.send(ingest(1))
+    assert await conn.read_frame() == build_ack_frame(1)
+
+    def bug(self: segments.TopicSnapshot, offset: int, size: int) -> bytes:
+        raise ValueError("a bug in read")
+
+    monkeypatch.setattr(segments.TopicSnapshot, "read", bug)
+    await conn.send(build_control_frame(C.FETCH, fetch_payload(1, 0, 100)))
+    with contextlib.suppress(ConnectionResetError):
+        assert await conn.expect_closed() == b""
+    gc.collect()  # an un-retrieved task exception would be reported now
+    await asyncio.sleep(0)
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert isinstance(logged[0].exc_info[1], ValueError)

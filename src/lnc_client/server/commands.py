@@ -332,7 +332,10 @@ class Commands:
 async def _read_window(
     loop: asyncio.AbstractEventLoop, snapshot: TopicSnapshot, start: int, size: int
 ) -> Reply:
-    return await loop.run_in_executor(None, _read_frame, snapshot, start, size)
+    try:
+        return await loop.run_in_executor(None, _read_frame, snapshot, start, size)
+    except OSError as error:
+        return error_frame(_io_error_text(error))
 
 
 def _read_frame(snapshot: TopicSnapshot, start: int, size: int) -> Reply:

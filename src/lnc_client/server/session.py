@@ -241,9 +241,10 @@ class Session(asyncio.BufferedProtocol):
             reply = await pending
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - a bug; nobody awaits this task, so it is logged here
+            _log.exception("a control command failed unexpectedly; aborting the connection")
             self.abort()
-            raise
+            return
         if self._transport is None:
             return
         self._busy = False
