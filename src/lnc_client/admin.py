@@ -1,10 +1,19 @@
 """`LanceClient`: the admin client for topics, retention, cluster status and server offsets.
 
-Data flow: every public method turns its arguments into one typed operation of `operations`
-(topic names are checked against the server's rule before anything is sent) and runs it
+Data flow: every public method turns its arguments into typed operations of `operations`
+(topic names are checked against the server's rule before anything is sent) and runs them
 through a `ConnectionManager`, which connects lazily, reconnects with backoff and retries
-retryable failures within `ClientConfig.request_timeout_s`. The typed results are the frozen
-values of `protocol.control` (`TopicInfo`, `ClusterStatus`, `SubscribeAck`, `CommitAck`, ...).
+retryable failures. One public call has one deadline, `ClientConfig.request_timeout_s` from its
+start, shared by all its requests (a name lookup, then the operation); only `ensure_topic`
+bounds each of its attempts instead. The typed results are the frozen values of
+`protocol.control` (`TopicInfo`, `ClusterStatus`, `SubscribeAck`, `CommitAck`, ...).
+
+Retries and the three operations that are not idempotent. A retry after a lost connection (or
+a retryable error) may repeat a request the server already carried out. For CreateTopic,
+CreateTopicWithRetention and DeleteTopic the repeat fails ("already exists", "not found") where
+the first one succeeded, so on a retry that answer counts as success: the created topic is
+looked up by name (and given the requested retention with SetRetention), the deleted id is
+returned. On a first attempt these errors are raised as usual.
 
 Topic arguments accept an id, a name or a `TopicInfo`. A name is resolved with ListTopics on
 every call (no cache, so a deleted and re-created topic is never addressed by a stale id).
@@ -17,7 +26,9 @@ is sent as `NO_LIMIT` (u64::MAX), and only an explicit 0 means 0.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from types import TracebackType
 from typing import Final, Self, TypeVar
@@ -28,6 +39,7 @@ from lnc_client.connection import Connection
 from lnc_client.errors import (
     LanceError,
     ServerCatchingUpError,
+    TimeoutError,
     TopicAlreadyExistsError,
     TopicNotFoundError,
     validate_topic_name,
@@ -53,6 +65,9 @@ TopicRef = int | str | TopicInfo
 """A topic given by id, by name, or as a `TopicInfo` (its id is used)."""
 
 T = TypeVar("T")
+
+_deadline: ContextVar[float | None] = ContextVar("lnc_admin_deadline", default=None)
+"""The loop time by which the public call in progress (in this task) must be done."""
 
 
 def _limit(value: int | None, what: str) -> int:
@@ -123,8 +138,53 @@ class LanceClient:
         """How many times the connection has been re-established."""
         return self._manager.reconnects
 
+    @contextmanager
+    def _one_deadline(self) -> Iterator[None]:
+        """Give every request made inside (in this task) the deadline of the outermost call."""
+        if _deadline.get() is not None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        token = _deadline.set(loop.time() + self.config.request_timeout_s)
+        try:
+            yield
+        finally:
+            _deadline.reset(token)
+
     async def _call(self, operation: Callable[[Connection], Awaitable[T]]) -> T:
-        return await self._manager.call(operation, timeout=self.config.request_timeout_s)
+        deadline = _deadline.get()
+        if deadline is None:
+            return await self._manager.call(operation, timeout=self.config.request_timeout_s)
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise TimeoutError(f"the call took longer than {self.config.request_timeout_s} s")
+        return await self._manager.call(operation, timeout=remaining)
+
+    async def _call_not_idempotent(
+        self,
+        operation: Callable[[Connection], Awaitable[T]],
+        done_already: type[LanceError],
+        recover: Callable[[Connection, LanceError], Awaitable[T]],
+    ) -> T:
+        """Run `operation`; on a retry, `done_already` means an earlier attempt did the work.
+
+        A retry happens after a failure that may have reached the server (a lost connection,
+        a timeout, FORWARD_FAILED, ...); then `recover` builds the result from the server's
+        current state, or raises the error again.
+        """
+        attempts = 0
+
+        async def attempt(conn: Connection) -> T:
+            nonlocal attempts
+            attempts += 1
+            try:
+                return await operation(conn)
+            except done_already as error:
+                if attempts == 1:
+                    raise
+                return await recover(conn, error)
+
+        return await self._call(attempt)
 
     # --- topics ---------------------------------------------------------------------------
 
@@ -144,7 +204,11 @@ class LanceClient:
             TopicAlreadyExistsError: The topic exists (standalone server).
         """
         validate_topic_name(name)
-        return await self._call(lambda conn: operations.create_topic(conn, name))
+        return await self._call_not_idempotent(
+            lambda conn: operations.create_topic(conn, name),
+            TopicAlreadyExistsError,
+            lambda conn, error: _created_by_us(conn, name, error),
+        )
 
     async def ensure_topic(
         self, name: str, max_attempts: int = 20, base_backoff_ms: int = 500
@@ -215,8 +279,16 @@ class LanceClient:
         validate_topic_name(name)
         age = _limit(max_age_secs, "max_age_secs")
         size = _limit(max_bytes, "max_bytes")
-        return await self._call(
-            lambda conn: operations.create_topic_with_retention(conn, name, age, size)
+
+        async def recover(conn: Connection, error: LanceError) -> TopicInfo:
+            topic = await _created_by_us(conn, name, error)
+            stored = await operations.set_retention(conn, topic.id, age, size)
+            return replace(topic, retention=RetentionInfo(stored.max_age_secs, stored.max_bytes))
+
+        return await self._call_not_idempotent(
+            lambda conn: operations.create_topic_with_retention(conn, name, age, size),
+            TopicAlreadyExistsError,
+            recover,
         )
 
     async def list_topics(self) -> list[TopicInfo]:
@@ -261,8 +333,17 @@ class LanceClient:
         Raises:
             TopicNotFoundError: No such topic.
         """
-        topic_id = await self.topic_id(topic)
-        return await self._call(lambda conn: operations.delete_topic(conn, topic_id))
+        with self._one_deadline():
+            topic_id = await self.topic_id(topic)
+
+            async def gone_already(conn: Connection, error: LanceError) -> int:
+                return topic_id
+
+            return await self._call_not_idempotent(
+                lambda conn: operations.delete_topic(conn, topic_id),
+                TopicNotFoundError,
+                gone_already,
+            )
 
     async def set_retention(
         self,
@@ -287,8 +368,11 @@ class LanceClient:
         """
         age = _limit(max_age_secs, "max_age_secs")
         size = _limit(max_bytes, "max_bytes")
-        info = await self.get_topic(topic)
-        stored = await self._call(lambda conn: operations.set_retention(conn, info.id, age, size))
+        with self._one_deadline():
+            info = await self.get_topic(topic)
+            stored = await self._call(
+                lambda conn: operations.set_retention(conn, info.id, age, size)
+            )
         return replace(info, retention=RetentionInfo(stored.max_age_secs, stored.max_bytes))
 
     async def topic_id(self, topic: TopicRef) -> int:
@@ -334,26 +418,26 @@ class LanceClient:
             ServerCatchingUpError: The offset lies past the end of the topic.
             TopicNotFoundError: No such topic.
         """
-        topic_id = await self.topic_id(topic)
         start = _u64(offset, "offset")
         if type(max_bytes) is not int or not 0 < max_bytes <= _U32_MAX:
             raise ValueError("max_bytes must be an int in 1..2**32-1")
 
-        async def fetch_once(conn: Connection) -> FetchResult | ServerCatchingUpError:
+        async def fetch_once(
+            conn: Connection, topic_id: int
+        ) -> FetchResult | ServerCatchingUpError:
             try:
                 return await operations.fetch(conn, topic_id, start, max_bytes)
             except ServerCatchingUpError as error:
                 return error  # an answer for this caller, not a reason to retry
 
-        result = await self._call(fetch_once)
+        result = await self._call_on_topic(topic, fetch_once)
         if isinstance(result, ServerCatchingUpError):
             raise result
         return result
 
     async def end_offset(self, topic: TopicRef) -> int:
         """Return the topic's end offset (its total stored bytes)."""
-        topic_id = await self.topic_id(topic)
-        return await self._call(lambda conn: operations.end_offset(conn, topic_id))
+        return await self._call_on_topic(topic, operations.end_offset)
 
     async def subscribe(
         self, topic: TopicRef, start_offset: int, max_batch_bytes: int, consumer_id: int
@@ -364,26 +448,46 @@ class LanceClient:
             The consumer id and the offset the server holds (a committed offset replaces a
             requested 0).
         """
-        topic_id = await self.topic_id(topic)
         start = _u64(start_offset, "start_offset")
         consumer = _u64(consumer_id, "consumer_id")
         if type(max_batch_bytes) is not int or not 0 <= max_batch_bytes <= _U32_MAX:
             raise ValueError("max_batch_bytes must be an int in 0..2**32-1")
-        return await self._call(
-            lambda conn: operations.subscribe(conn, topic_id, start, max_batch_bytes, consumer)
+        return await self._call_on_topic(
+            topic,
+            lambda conn, topic_id: operations.subscribe(
+                conn, topic_id, start, max_batch_bytes, consumer
+            ),
         )
 
     async def unsubscribe(self, topic: TopicRef, consumer_id: int) -> None:
         """Remove a subscription (the server answers with an Ack frame)."""
-        topic_id = await self.topic_id(topic)
         consumer = _u64(consumer_id, "consumer_id")
-        await self._call(lambda conn: operations.unsubscribe(conn, topic_id, consumer))
+        await self._call_on_topic(
+            topic, lambda conn, topic_id: operations.unsubscribe(conn, topic_id, consumer)
+        )
 
     async def commit_offset(self, topic: TopicRef, consumer_id: int, offset: int) -> CommitAck:
         """Store a consumer's offset on the server (in its memory: not durable there)."""
-        topic_id = await self.topic_id(topic)
         consumer = _u64(consumer_id, "consumer_id")
         position = _u64(offset, "offset")
-        return await self._call(
-            lambda conn: operations.commit_offset(conn, topic_id, consumer, position)
+        return await self._call_on_topic(
+            topic,
+            lambda conn, topic_id: operations.commit_offset(conn, topic_id, consumer, position),
         )
+
+    async def _call_on_topic(
+        self, topic: TopicRef, operation: Callable[[Connection, int], Awaitable[T]]
+    ) -> T:
+        """Resolve `topic` and run `operation(conn, topic_id)`, both within one deadline."""
+        with self._one_deadline():
+            topic_id = await self.topic_id(topic)
+            return await self._call(lambda conn: operation(conn, topic_id))
+
+
+async def _created_by_us(conn: Connection, name: str, error: LanceError) -> TopicInfo:
+    """The topic `name`, which an earlier attempt created; `error` again if it is gone."""
+    topics = await operations.list_topics(conn)
+    found = next((topic for topic in topics if topic.name == name), None)
+    if found is None:
+        raise error
+    return found

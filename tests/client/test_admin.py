@@ -6,8 +6,10 @@ so topic ids start at 1 and results can be compared exactly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -18,23 +20,27 @@ from lnc_client.errors import (
     ConnectionError,
     InvalidTopicNameError,
     ServerCatchingUpError,
+    TimeoutError,
     TopicAlreadyExistsError,
     TopicNotFoundError,
 )
 from lnc_client.protocol.control import CommitAck, RetentionInfo, SubscribeAck, TopicInfo
 from lnc_client.server import LanceServer
 
+from .conftest import TcpProxy
+
+T = TypeVar("T")
+
 
 def _config(address: str, **changes: object) -> ClientConfig:
     parsed = parse_address(address)
-    return ClientConfig(
-        host=parsed.host,
-        port=parsed.port,
-        connect_timeout_s=2.0,
-        request_timeout_s=2.0,
-        reconnect=ReconnectConfig(base_delay_ms=10, max_delay_ms=100),
-        **changes,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "connect_timeout_s": 2.0,
+        "request_timeout_s": 2.0,
+        "reconnect": ReconnectConfig(base_delay_ms=10, max_delay_ms=100),
+        **changes,
+    }
+    return ClientConfig(host=parsed.host, port=parsed.port, **values)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -223,3 +229,65 @@ async def test_auth_token(tmp_path: Path) -> None:
             await bad.connect()
         assert caught.value.server_text == "Invalid token"
         await bad.close()
+
+
+async def answer_lost(
+    proxy: TcpProxy,
+    server: LanceServer,
+    call: Awaitable[T],
+    applied: Callable[[list[TopicInfo]], bool],
+) -> T:
+    """Run `call` so that the server applies its request but the answer is lost with the
+    connection (cut while the proxy holds it back): the client retries on a new connection."""
+    proxy.delay_s = 0.5
+    task = asyncio.ensure_future(call)
+    async with LanceClient(_config(server.address)) as direct:
+        async with asyncio.timeout(2):
+            while not applied(await direct.list_topics()):
+                await asyncio.sleep(0.01)
+    proxy.cut()
+    proxy.delay_s = 0.0
+    return await task
+
+
+async def test_non_idempotent_calls_retried_after_a_lost_answer_succeed(
+    admin_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    relay = await proxy(admin_server.address)
+    async with LanceClient(_config(relay.address)) as client:
+
+        def named(name: str) -> Callable[[list[TopicInfo]], bool]:
+            return lambda topics: any(t.name == name for t in topics)
+
+        created = await answer_lost(relay, admin_server, client.create_topic_once("a"), named("a"))
+        assert (created.id, created.name) == (1, "a")
+        logs = await answer_lost(
+            relay,
+            admin_server,
+            client.create_topic_with_retention("logs", max_age_secs=60, max_bytes=4096),
+            named("logs"),
+        )
+        assert (logs.id, logs.name, logs.retention) == (2, "logs", RetentionInfo(60, 4096))
+        deleted = await answer_lost(
+            relay, admin_server, client.delete_topic("a"), lambda topics: not named("a")(topics)
+        )
+        assert deleted == 1
+        assert client.reconnects == 3
+        with pytest.raises(TopicAlreadyExistsError):
+            await client.create_topic_once("logs")  # a first attempt still reports it
+        with pytest.raises(TopicNotFoundError):
+            await client.delete_topic(1)
+
+
+async def test_a_call_of_several_requests_has_one_deadline(
+    admin_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    relay = await proxy(admin_server.address)
+    async with LanceClient(_config(relay.address, request_timeout_s=0.3)) as client:
+        await client.create_topic("slow")
+        relay.delay_s = 0.2  # each answer fits the timeout; a lookup and an update do not
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await client.set_retention("slow", max_age_secs=60)
+        assert loop.time() - started < 0.38
