@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from lnc_client.protocol.control import authenticate_payload, create_topic_payload, fetch_payload
+from lnc_client.protocol.control import (
+    authenticate_payload,
+    create_topic_payload,
+    encode_fetch_response,
+    fetch_payload,
+)
 from lnc_client.protocol.frame import (
     HEADER_SIZE,
     KEEPALIVE_FRAME,
@@ -242,3 +247,32 @@ async def test_tls_with_client_certificates(tmp_path: Path) -> None:
         await plain.send(KEEPALIVE_FRAME)
         assert await plain.expect_closed() == b""
         await plain.close()
+
+
+async def test_replies_held_behind_unacked_reads_stay_bounded(tmp_path: Path) -> None:
+    high, window = 64 * 1024, 32 * 1024
+    config = ServerConfig(tmp_path, port=0, write_buffer_high_bytes=high)
+    async with LanceServer(config=config) as server:
+        conn = await RawConn.open(server.port)
+        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        big = b"\x01" + struct.pack("<I", 200_000) + bytes(range(256)) * 781 + bytes(64)
+        await conn.send(ingest(1, payload=big))
+        assert await conn.read_frame() == build_ack_frame(1)
+        server.faults = FaultConfig(ack_delay_ms=400)  # holds the next read's Ack, as a slow fsync
+        await conn.send(ingest(2))
+        await asyncio.sleep(0.02)
+        offsets = [n * 1000 for n in range(40)]
+        for offset in offsets:  # one read each; their replies must wait behind Ack 2
+            await conn.send(build_control_frame(C.FETCH, fetch_payload(1, offset, window)))
+            await asyncio.sleep(0.002)
+        await asyncio.sleep(0.1)
+        assert 0 < server.held_reply_bytes <= high + window + HEADER_SIZE + 16
+        assert await conn.read_frame() == build_ack_frame(2)
+        for offset in offsets:  # every reply arrives, in order, once the Ack is out
+            frame = await conn.read_frame()
+            assert frame == build_control_frame(
+                C.FETCH_RESPONSE,
+                b"".join(encode_fetch_response(offset + window, big[offset : offset + window])),
+            )
+        assert server.held_reply_bytes == 0
+        await conn.close()

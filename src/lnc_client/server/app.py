@@ -193,6 +193,11 @@ class LanceServer:
         return len(self._sessions)
 
     @property
+    def held_reply_bytes(self) -> int:
+        """Reply bytes held back for wire order on all connections (for measurements)."""
+        return sum(session.held_reply_bytes for session in self._sessions)
+
+    @property
     def fsync_count(self) -> int:
         """Segment syncs done by the writer since the last start (for measurements)."""
         return self._state.writer.syncs if self._state is not None else 0

@@ -14,9 +14,10 @@ produce for the same chunks: the replies of a later chunk are held until every e
 Acks are written. With the limit at 0 the behaviour is exactly the real one.
 
 Flow control. Reading pauses while a disk-bound command runs, while too many bytes are un-acked,
-while the writer's queue is full, and while the transport's send buffer is over its high-water
-mark (a peer that does not read its replies); in that last case dispatch of the current chunk
-also stops until the buffer drains, as the real server's blocking `write_all` does. Memory per
+while the writer's queue is full, while the transport's send buffer is over its high-water
+mark (a peer that does not read its replies), and while the replies held for ordering are over
+that same mark (`write_buffer_high_bytes`). In the last two cases dispatch of the current chunk
+also stops until the bytes are out, as the real server's blocking `write_all` does. Memory per
 connection is therefore bounded by the limits plus one reply.
 """
 
@@ -87,6 +88,8 @@ class Session(asyncio.BufferedProtocol):
         )
         self._auth = ConnectionAuth(authenticated=not config.auth.enabled)
         self._inflight_limit = config.inflight_bytes_per_connection
+        self._held_limit = config.write_buffer_high_bytes
+        self._held_bytes = 0
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self._chunks: deque[_Chunk] = deque()
@@ -106,6 +109,11 @@ class Session(asyncio.BufferedProtocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
         self.closed = self._loop.create_future()
+
+    @property
+    def held_reply_bytes(self) -> int:
+        """Reply bytes held back until an earlier read's Acks are out."""
+        return self._held_bytes
 
     # --- asyncio protocol callbacks -----------------------------------------------------------
 
@@ -151,15 +159,9 @@ class Session(asyncio.BufferedProtocol):
         self._update_reading()
 
     def resume_writing(self) -> None:
-        """The send buffer drained: read again."""
+        """The send buffer drained: dispatch and read again."""
         self._write_paused = False
-        stalled, self._stalled = self._stalled, None
-        if stalled is not None:
-            self._busy = False
-            chunk, frames, index, fault = stalled
-            self._run(chunk, frames, index, fault=fault)
-            return
-        self._update_reading()
+        self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the transport; pending disk-bound commands are cancelled."""
@@ -170,6 +172,7 @@ class Session(asyncio.BufferedProtocol):
         for task in list(self._tasks):
             task.cancel()
         self._chunks.clear()
+        self._held_bytes = 0
         self._entries.clear()
         if not self.closed.done():
             self.closed.set_result(None)
@@ -193,7 +196,7 @@ class Session(asyncio.BufferedProtocol):
     def _run(self, chunk: _Chunk, frames: list[Frame], start: int, *, fault: bool) -> None:
         drop_after = self._state.faults.drop_after_frames
         for index in range(start, len(frames)):
-            if self._write_paused:
+            if self._write_paused or self._held_bytes > self._held_limit:
                 self._submit(chunk)
                 self._stalled = (chunk, frames, index, fault)
                 self._busy = True
@@ -227,7 +230,6 @@ class Session(asyncio.BufferedProtocol):
         chunk.dispatched = True
         chunk.close = fault
         self._flush()
-        self._update_reading()
 
     async def _resume(
         self,
@@ -306,21 +308,37 @@ class Session(asyncio.BufferedProtocol):
             self._transport.writelines(parts)
         else:
             chunk.replies.extend(parts)
+            self._held_bytes += sum(map(len, parts))
 
     def _flush(self) -> None:
+        """Write what is owed, in order; then go on with a stalled dispatch, or update reading."""
         transport = self._transport
         if transport is None:
             return
+        self._write_owed(transport)
+        stalled = self._stalled
+        if stalled is not None and not self._write_paused and self._held_bytes <= self._held_limit:
+            self._stalled = None
+            self._busy = False
+            chunk, frames, index, fault = stalled
+            self._run(chunk, frames, index, fault=fault)
+            return
+        self._update_reading()
+
+    def _write_owed(self, transport: asyncio.Transport) -> None:
         chunks = self._chunks
         while chunks:
             head = chunks[0]
             if head.replies:
+                self._held_bytes -= sum(map(len, head.replies))
                 transport.writelines(head.replies)
                 head.replies = []
             if not head.dispatched:
                 return
             if head.close or head.failed:
                 chunks.clear()
+                self._held_bytes = 0
+                self._stalled = None
                 transport.close()
                 return
             if head.outstanding or head.held:
