@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from lnc_client.protocol.control import create_topic_payload, fetch_payload
+from lnc_client.protocol.control import (
+    create_topic_payload,
+    create_topic_with_retention_payload,
+    fetch_payload,
+)
 from lnc_client.protocol.frame import (
     KEEPALIVE_FRAME,
     ControlCommand,
@@ -25,6 +29,7 @@ from lnc_client.protocol.frame import (
     build_ingest_frame,
 )
 from lnc_client.server import LanceServer, ServerConfig, ServerThread
+from lnc_client.server import app as app_module
 from lnc_client.server.storage import segments
 
 from .conftest import RawConn
@@ -154,6 +159,32 @@ async def test_an_unexpected_command_failure_is_logged_and_aborts_the_connection
         assert await conn.expect_closed() == b""
     gc.collect()  # an un-retrieved task exception would be reported now
     await asyncio.sleep(0)
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1
+    assert logged[0].exc_info is not None
+    assert isinstance(logged[0].exc_info[1], ValueError)
+
+
+async def test_the_retention_loop_survives_an_unexpected_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    passes: list[int] = []
+
+    def flaky(targets: object, now_ns: int) -> int:
+        passes.append(now_ns)
+        if len(passes) == 1:
+            raise ValueError("a bug in retention")
+        return 0
+
+    monkeypatch.setattr(app_module, "apply_retention", flaky)
+    async with LanceServer(tmp_path, port=0, retention_interval_secs=0.02) as server:
+        conn = await RawConn.open(server.port)
+        payload = create_topic_with_retention_payload("t", max_age_secs=60, max_bytes=1000)
+        assert (await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, payload))[12] == C.TOPIC_RESPONSE
+        await conn.close()
+        async with asyncio.timeout(2):
+            while len(passes) < 3:
+                await asyncio.sleep(0.01)
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(logged) == 1
     assert logged[0].exc_info is not None

@@ -323,6 +323,8 @@ class LanceServer:
                 await self._retention_pass(state)
             except OSError as error:
                 _log.warning("retention pass failed, retrying next interval: %s", error)
+            except Exception:  # noqa: BLE001 - a bug; nobody awaits this task, so it is logged
+                _log.exception("retention pass failed unexpectedly, retrying next interval")
             await asyncio.sleep(state.config.retention_interval_secs)
 
     @staticmethod
