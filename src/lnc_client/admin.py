@@ -30,10 +30,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
-from types import TracebackType
 from typing import Final, Self, TypeVar
 
 from lnc_client import operations
+from lnc_client._lifecycle import AsyncLifecycle
 from lnc_client.config import ClientConfig, ReconnectConfig
 from lnc_client.connection import Connection
 from lnc_client.errors import (
@@ -84,7 +84,7 @@ def _u64(value: int, what: str) -> int:
     return value
 
 
-class LanceClient:
+class LanceClient(AsyncLifecycle):
     """Admin client: topic management, retention, cluster status and server-side offsets.
 
     Use it as `async with LanceClient(ClientConfig(host="127.0.0.1")) as client: ...`, or call
@@ -118,20 +118,13 @@ class LanceClient:
         await self._manager.get(deadline=deadline)
         return self
 
+    async def start(self) -> Self:
+        """`connect()`, under the name the Producer and the consumer use (and `async with`)."""
+        return await self.connect()
+
     async def close(self) -> None:
         """Close the connection; later operations raise `ConnectionError`."""
         await self._manager.close()
-
-    async def __aenter__(self) -> Self:
-        return await self.connect()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def reconnects(self) -> int:

@@ -116,8 +116,20 @@ class ReconnectConfig:
         return max(0.0, base + random.uniform(-spread, spread))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ConnectionFields:
+    """The connection fields every config shares with `ConnectionOptions` (keyword-only)."""
+
+    connect_timeout_s: float = 10.0
+    request_timeout_s: float = 30.0
+    keepalive_interval_s: float = 10.0
+    ssl_context: ssl.SSLContext | None = None
+    server_hostname: str | None = None
+    auth_token: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
-class ConnectionOptions:
+class ConnectionOptions(_ConnectionFields):
     """What one connection needs; built by the owners from their user-facing config.
 
     Attributes:
@@ -130,22 +142,38 @@ class ConnectionOptions:
         max_frame_payload: Largest accepted incoming payload.
     """
 
-    connect_timeout_s: float = 10.0
-    request_timeout_s: float = 30.0
-    keepalive_interval_s: float = 10.0
-    ssl_context: ssl.SSLContext | None = None
-    server_hostname: str | None = None
-    auth_token: str | None = None
     max_frame_payload: int = MAX_PAYLOAD_SIZE
 
 
-class _Builders:
-    """`with_*` helpers shared by the configs: each returns a modified copy."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Builders(_ConnectionFields):
+    """What the configs share: connection fields, `connection_options()`, `with_*` helpers.
 
-    __slots__ = ()
+    The fields are keyword-only, so each config's own fields keep their positions; each
+    `with_*` helper returns a modified copy.
+    """
+
+    auto_reconnect: bool = True
+    reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
+    seeds: tuple[str, ...] = ()
+
+    def connection_options(self) -> ConnectionOptions:
+        """The per-connection part of this config."""
+        return ConnectionOptions(
+            connect_timeout_s=self.connect_timeout_s,
+            request_timeout_s=self.request_timeout_s,
+            keepalive_interval_s=self.keepalive_interval_s,
+            ssl_context=self.ssl_context,
+            server_hostname=self.server_hostname,
+            auth_token=self.auth_token,
+            max_frame_payload=self._max_frame_payload(),
+        )
+
+    def _max_frame_payload(self) -> int:
+        return MAX_PAYLOAD_SIZE
 
     def _with(self, **changes: object) -> Self:
-        return replace(self, **changes)  # type: ignore[type-var]
+        return replace(self, **changes)  # type: ignore[arg-type]
 
     def with_connect_timeout(self, seconds: float) -> Self:
         """Return a copy with another connect timeout."""
@@ -190,15 +218,6 @@ class ClientConfig(_Builders):
 
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    connect_timeout_s: float = 10.0
-    request_timeout_s: float = 30.0
-    keepalive_interval_s: float = 10.0
-    ssl_context: ssl.SSLContext | None = None
-    server_hostname: str | None = None
-    auth_token: str | None = None
-    seeds: tuple[str, ...] = ()
-    auto_reconnect: bool = True
-    reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
 
     @property
     def address(self) -> str:
@@ -211,22 +230,11 @@ class ClientConfig(_Builders):
 
     def with_host(self, host: str) -> ClientConfig:
         """Return a copy with another host."""
-        return replace(self, host=host)
+        return self._with(host=host)
 
     def with_port(self, port: int) -> ClientConfig:
         """Return a copy with another port."""
-        return replace(self, port=port)
-
-    def connection_options(self) -> ConnectionOptions:
-        """The per-connection part of this config."""
-        return ConnectionOptions(
-            connect_timeout_s=self.connect_timeout_s,
-            request_timeout_s=self.request_timeout_s,
-            keepalive_interval_s=self.keepalive_interval_s,
-            ssl_context=self.ssl_context,
-            server_hostname=self.server_hostname,
-            auth_token=self.auth_token,
-        )
+        return self._with(port=port)
 
 
 class BufferFullPolicy(StrEnum):
@@ -267,15 +275,6 @@ class ProducerConfig(_Builders):
     linger_ms: int = 5
     compression: bool = False
     max_pending_acks: int = 64
-    connect_timeout_s: float = 10.0
-    request_timeout_s: float = 30.0
-    keepalive_interval_s: float = 10.0
-    ssl_context: ssl.SSLContext | None = None
-    server_hostname: str | None = None
-    auth_token: str | None = None
-    auto_reconnect: bool = True
-    reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
-    seeds: tuple[str, ...] = ()
     buffer_memory: int = 32 * 1024 * 1024
     buffer_full: BufferFullPolicy = BufferFullPolicy.BLOCK
     max_block_s: float = 60.0
@@ -289,34 +288,23 @@ class ProducerConfig(_Builders):
 
     def with_batch_size(self, size: int) -> ProducerConfig:
         """Return a copy with another batch size in bytes."""
-        return replace(self, batch_size=size)
+        return self._with(batch_size=size)
 
     def with_linger_ms(self, ms: int) -> ProducerConfig:
         """Return a copy with another linger time."""
-        return replace(self, linger_ms=ms)
+        return self._with(linger_ms=ms)
 
     def with_compression(self, enabled: bool = True) -> ProducerConfig:
         """Return a copy with TLV-level LZ4 compression on or off."""
-        return replace(self, compression=enabled)
+        return self._with(compression=enabled)
 
     def with_max_pending_acks(self, count: int) -> ProducerConfig:
         """Return a copy with another in-flight window."""
-        return replace(self, max_pending_acks=count)
+        return self._with(max_pending_acks=count)
 
     def with_request_timeout(self, seconds: float) -> ProducerConfig:
         """Return a copy with another ack timeout."""
-        return replace(self, request_timeout_s=seconds)
-
-    def connection_options(self) -> ConnectionOptions:
-        """The per-connection part of this config."""
-        return ConnectionOptions(
-            connect_timeout_s=self.connect_timeout_s,
-            request_timeout_s=self.request_timeout_s,
-            keepalive_interval_s=self.keepalive_interval_s,
-            ssl_context=self.ssl_context,
-            server_hostname=self.server_hostname,
-            auth_token=self.auth_token,
-        )
+        return self._with(request_timeout_s=seconds)
 
 
 class SeekPosition(Enum):
@@ -376,17 +364,8 @@ class StandaloneConfig(_Builders):
     start_position: StartPosition
     offset_dir: Path | None
     auto_commit_interval_s: float | None
-    connect_timeout_s: float
-    request_timeout_s: float
     poll_timeout_s: float
-    keepalive_interval_s: float
     poll_interval_ms: int
-    ssl_context: ssl.SSLContext | None
-    server_hostname: str | None
-    auth_token: str | None
-    auto_reconnect: bool
-    reconnect: ReconnectConfig
-    seeds: tuple[str, ...]
     server_side_offsets: bool
     catching_up_backoff_s: float
     catching_up_timeout_s: float | None
@@ -504,14 +483,5 @@ class StandaloneConfig(_Builders):
         position = self.start_position
         return position[1] if isinstance(position, tuple) else None
 
-    def connection_options(self) -> ConnectionOptions:
-        """The per-connection part of this config."""
-        return ConnectionOptions(
-            connect_timeout_s=self.connect_timeout_s,
-            request_timeout_s=self.request_timeout_s,
-            keepalive_interval_s=self.keepalive_interval_s,
-            ssl_context=self.ssl_context,
-            server_hostname=self.server_hostname,
-            auth_token=self.auth_token,
-            max_frame_payload=max(MAX_PAYLOAD_SIZE, self.max_fetch_bytes) + 16,
-        )
+    def _max_frame_payload(self) -> int:
+        return max(MAX_PAYLOAD_SIZE, self.max_fetch_bytes) + 16

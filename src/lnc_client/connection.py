@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, TypeVar
 
 from lnc_client.config import Address, ConnectionOptions, parse_address
 from lnc_client.errors import (
@@ -75,6 +75,7 @@ from lnc_client.protocol.frame import (
 __all__ = ["Connection", "IngestCallback"]
 
 _log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 IngestCallback = Callable[[int, LanceError | None], None]
 """Called once per ingest with (batch_id, None) on its ack or (batch_id, error) on failure."""
@@ -423,17 +424,9 @@ class Connection:
         )
         if unsubscribe_id is not None:
             self._unsubscribe_ids[unsubscribe_id] = self._unsubscribe_ids.get(unsubscribe_id, 0) + 1
-        limit = self.options.request_timeout_s if timeout is None else timeout
-        try:
-            async with asyncio.timeout(limit):
-                return await future
-        except builtins.TimeoutError:
-            self._raise_if_closed()
-            raise TimeoutError(
-                f"no answer to {ControlCommand(command).name} within {limit} s"
-            ) from None
-        finally:
-            future.cancel()
+        return await self._wait_bounded(
+            future, timeout, f"no answer to {ControlCommand(command).name}"
+        )
 
     async def _settle_in_flight_batch(self, batch_id: int, timeout: float | None) -> None:
         """Wait until batch `batch_id` settles, so an Ack with that id is unambiguous."""
@@ -447,14 +440,7 @@ class Connection:
                 settled.set_result(None)
 
         entry.on_done = on_done
-        limit = self.options.request_timeout_s if timeout is None else timeout
-        try:
-            async with asyncio.timeout(limit):
-                await settled
-        except builtins.TimeoutError:
-            raise TimeoutError(f"batch {batch_id} did not settle within {limit} s") from None
-        finally:
-            settled.cancel()
+        await self._wait_bounded(settled, timeout, f"batch {batch_id} did not settle")
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Send a keepalive and return the round-trip time in seconds.
@@ -466,16 +452,26 @@ class Connection:
         future: asyncio.Future[None] = self._loop.create_future()
         started = self._loop.time()
         self._send_keepalive(lambda: _resolve(future))
+        await self._wait_bounded(future, timeout, "no keepalive echo")
+        self._raise_if_closed()
+        return self._loop.time() - started
+
+    async def _wait_bounded(self, future: asyncio.Future[R], timeout: float | None, what: str) -> R:
+        """Await `future` for at most `timeout` s (default: the request timeout); cancel it after.
+
+        Raises:
+            ConnectionError: The connection closed (its failure, when the time ran out).
+            TimeoutError: `"{what} within {limit} s"`.
+        """
         limit = self.options.request_timeout_s if timeout is None else timeout
         try:
             async with asyncio.timeout(limit):
-                await future
+                return await future
         except builtins.TimeoutError:
-            raise TimeoutError(f"no keepalive echo within {limit} s") from None
+            self._raise_if_closed()
+            raise TimeoutError(f"{what} within {limit} s") from None
         finally:
             future.cancel()
-        self._raise_if_closed()
-        return self._loop.time() - started
 
     def _send_keepalive(self, on_echo: Callable[[], None] | None) -> None:
         seq = self._write(KEEPALIVE_FRAME)

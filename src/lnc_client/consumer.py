@@ -40,10 +40,10 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Final, Self, TypeVar
 
 from lnc_client import operations
+from lnc_client._lifecycle import AsyncLifecycle
 from lnc_client.config import Address, SeekPosition, StandaloneConfig, StartPosition
 from lnc_client.connection import Connection
 from lnc_client.errors import (
@@ -150,7 +150,7 @@ def _forget(task: asyncio.Task[_T]) -> None:
         task.exception()
 
 
-class StandaloneConsumer:
+class StandaloneConsumer(AsyncLifecycle):
     """Consumes one topic from a byte offset, with offsets kept in an `OffsetStore`.
 
     Connect with `consumer = await StandaloneConsumer.connect(address, config)` or
@@ -335,17 +335,6 @@ class StandaloneConsumer:
                 )
         finally:
             await self._manager.close()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # --- state ----------------------------------------------------------------------------
 

@@ -9,6 +9,9 @@ StandaloneConsumer and LanceClient use them through it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from lnc_client.connection import Connection
 from lnc_client.errors import ServerCatchingUpError, validate_topic_name
 from lnc_client.protocol import control
@@ -20,7 +23,9 @@ from lnc_client.protocol.control import (
     SubscribeAck,
     TopicInfo,
 )
-from lnc_client.protocol.frame import ControlCommand
+from lnc_client.protocol.frame import ControlCommand as Command
+
+R = TypeVar("R")
 
 __all__ = [
     "cluster_status",
@@ -46,10 +51,8 @@ async def create_topic(conn: Connection, name: str, *, timeout: float | None = N
         TopicAlreadyExistsError: A topic of that name exists (standalone server).
     """
     validate_topic_name(name)
-    reply = await conn.request(
-        ControlCommand.CREATE_TOPIC, control.create_topic_payload(name), timeout=timeout
-    )
-    return control.parse_topic_response(reply.payload)
+    payload = control.create_topic_payload(name)
+    return await _ask(conn, Command.CREATE_TOPIC, payload, control.parse_topic_response, timeout)
 
 
 async def create_topic_with_retention(
@@ -63,8 +66,8 @@ async def create_topic_with_retention(
     """CreateTopicWithRetention (0x06); the result carries the retention echoed back."""
     validate_topic_name(name)
     payload = control.create_topic_with_retention_payload(name, max_age_secs, max_bytes)
-    reply = await conn.request(ControlCommand.CREATE_TOPIC_WITH_RETENTION, payload, timeout=timeout)
-    return control.parse_topic_response(reply.payload)
+    parse = control.parse_topic_response
+    return await _ask(conn, Command.CREATE_TOPIC_WITH_RETENTION, payload, parse, timeout)
 
 
 async def get_topic(conn: Connection, topic_id: int, *, timeout: float | None = None) -> TopicInfo:
@@ -73,16 +76,14 @@ async def get_topic(conn: Connection, topic_id: int, *, timeout: float | None = 
     Raises:
         TopicNotFoundError: No such topic.
     """
-    reply = await conn.request(
-        ControlCommand.GET_TOPIC, control.topic_id_payload(topic_id), timeout=timeout
-    )
-    return control.parse_topic_response(reply.payload)
+    payload = control.topic_id_payload(topic_id)
+    return await _ask(conn, Command.GET_TOPIC, payload, control.parse_topic_response, timeout)
 
 
 async def list_topics(conn: Connection, *, timeout: float | None = None) -> list[TopicInfo]:
     """ListTopics (0x03), sorted by id (the server's order is effectively random)."""
-    reply = await conn.request(ControlCommand.LIST_TOPICS, timeout=timeout)
-    return sorted(control.parse_topic_list(reply.payload), key=lambda topic: topic.id)
+    topics = await _ask(conn, Command.LIST_TOPICS, b"", control.parse_topic_list, timeout)
+    return sorted(topics, key=lambda topic: topic.id)
 
 
 async def delete_topic(conn: Connection, topic_id: int, *, timeout: float | None = None) -> int:
@@ -91,10 +92,8 @@ async def delete_topic(conn: Connection, topic_id: int, *, timeout: float | None
     Raises:
         TopicNotFoundError: No such topic.
     """
-    reply = await conn.request(
-        ControlCommand.DELETE_TOPIC, control.topic_id_payload(topic_id), timeout=timeout
-    )
-    return control.parse_deleted(reply.payload)
+    payload = control.topic_id_payload(topic_id)
+    return await _ask(conn, Command.DELETE_TOPIC, payload, control.parse_deleted, timeout)
 
 
 async def set_retention(
@@ -107,14 +106,14 @@ async def set_retention(
 ) -> RetentionResult:
     """SetRetention (0x05). Note that 0 is a real limit on the server, not "unlimited"."""
     payload = control.set_retention_payload(topic_id, max_age_secs, max_bytes)
-    reply = await conn.request(ControlCommand.SET_RETENTION, payload, timeout=timeout)
-    return control.parse_retention_response(reply.payload)
+    parse = control.parse_retention_response
+    return await _ask(conn, Command.SET_RETENTION, payload, parse, timeout)
 
 
 async def cluster_status(conn: Connection, *, timeout: float | None = None) -> ClusterStatus:
     """GetClusterStatus (0x07)."""
-    reply = await conn.request(ControlCommand.GET_CLUSTER_STATUS, timeout=timeout)
-    return control.parse_cluster_status(reply.payload)
+    parse = control.parse_cluster_status
+    return await _ask(conn, Command.GET_CLUSTER_STATUS, b"", parse, timeout)
 
 
 async def fetch(
@@ -132,11 +131,11 @@ async def fetch(
         TopicNotFoundError: No such topic (`Topic <id> not found`).
     """
     reply = await conn.request(
-        ControlCommand.FETCH,
+        Command.FETCH,
         control.fetch_payload(topic_id, start_offset, max_bytes),
         timeout=timeout,
     )
-    if reply.command == ControlCommand.CATCHING_UP:
+    if reply.command == Command.CATCHING_UP:
         raise ServerCatchingUpError(control.parse_catching_up(reply.payload))
     return control.parse_fetch_response(reply.payload)
 
@@ -158,8 +157,7 @@ async def subscribe(
 ) -> SubscribeAck:
     """Subscribe (0x20): server-side bookkeeping only; the server never pushes data."""
     payload = control.subscribe_payload(topic_id, start_offset, max_batch_bytes, consumer_id)
-    reply = await conn.request(ControlCommand.SUBSCRIBE, payload, timeout=timeout)
-    return control.parse_subscribe_ack(reply.payload)
+    return await _ask(conn, Command.SUBSCRIBE, payload, control.parse_subscribe_ack, timeout)
 
 
 async def unsubscribe(
@@ -167,7 +165,7 @@ async def unsubscribe(
 ) -> None:
     """Unsubscribe (0x21): answered by an Ack frame carrying the consumer id."""
     await conn.request(
-        ControlCommand.UNSUBSCRIBE,
+        Command.UNSUBSCRIBE,
         control.unsubscribe_payload(topic_id, consumer_id),
         timeout=timeout,
         unsubscribe_id=consumer_id,
@@ -184,5 +182,16 @@ async def commit_offset(
 ) -> CommitAck:
     """CommitOffset (0x22): stores the offset on the server (in memory there, not durable)."""
     payload = control.commit_offset_payload(topic_id, consumer_id, offset)
-    reply = await conn.request(ControlCommand.COMMIT_OFFSET, payload, timeout=timeout)
-    return control.parse_commit_ack(reply.payload)
+    return await _ask(conn, Command.COMMIT_OFFSET, payload, control.parse_commit_ack, timeout)
+
+
+async def _ask(
+    conn: Connection,
+    command: Command,
+    payload: bytes,
+    parse: Callable[[memoryview | bytes], R],
+    timeout: float | None,
+) -> R:
+    """Send one request and parse its answer's payload."""
+    reply = await conn.request(command, payload, timeout=timeout)
+    return parse(reply.payload)

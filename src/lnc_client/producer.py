@@ -47,10 +47,10 @@ from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from types import TracebackType
 from typing import Final, Self, TypeVar
 
 from lnc_client import operations
+from lnc_client._lifecycle import AsyncLifecycle
 from lnc_client.config import Address, BufferFullPolicy, ProducerConfig
 from lnc_client.connection import Connection, IngestCallback
 from lnc_client.errors import (
@@ -250,7 +250,7 @@ class SendHandle:
         return self.wait().__await__()
 
 
-class Producer:
+class Producer(AsyncLifecycle):
     """Batching producer with an in-flight window, bounded memory and reconnects.
 
     `producer = await Producer.connect("host:port", ProducerConfig())`, or
@@ -373,17 +373,6 @@ class Producer:
         self._accepting = True
         self._sender = loop.create_task(self._run_sender(), name="lnc-producer-sender")
         return self
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self, *, timeout: float | None = None) -> None:
         """Stop accepting records, drain for at most `timeout` seconds, then fail the rest.

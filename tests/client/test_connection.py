@@ -98,6 +98,17 @@ def options(**changes: float) -> ConnectionOptions:
     return ConnectionOptions(**base)  # type: ignore[arg-type]
 
 
+@contextlib.asynccontextmanager
+async def connected(handler: Handler) -> AsyncIterator[tuple[Peer, Connection]]:
+    """A scripted peer and a connection to it (default options), closed afterwards."""
+    async with scripted(handler) as (peer, address):
+        conn = await Connection.open(address, options())
+        try:
+            yield peer, conn
+        finally:
+            await conn.close()
+
+
 async def real_server_like(peer: Peer, frames: list[Frame]) -> None:
     """Answer as the real server does per chunk: inline replies first, then acks in order."""
     inline: list[bytes] = []
@@ -144,16 +155,13 @@ RECORD = b"\x01\x01\x00\x00\x00x"
 
 
 async def test_ping_and_list_topics() -> None:
-    async with scripted(real_server_like) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(real_server_like) as (_, conn):
         assert 0 <= await conn.ping() < 1
         assert await ops.list_topics(conn) == [control.TopicInfo(1, "a", 5)]
-        await conn.close()
 
 
 async def test_error_among_acks_fails_exactly_the_refused_batch() -> None:
-    async with scripted(real_server_like) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(real_server_like) as (_, conn):
         results, on_done = collector()
         for batch_id in range(1, 7):
             topic = 99 if batch_id in (3, 5) else 1
@@ -166,29 +174,24 @@ async def test_error_among_acks_fails_exactly_the_refused_batch() -> None:
             assert error.server_text == "Unknown topic"
         assert conn.in_flight == 0
         assert conn.is_open
-        await conn.close()
 
 
 async def test_error_for_the_only_batch_is_settled_without_later_acks() -> None:
-    async with scripted(real_server_like) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(real_server_like) as (_, conn):
         results, on_done = collector()
         conn.send_ingest(99, RECORD, batch_id=1, record_count=1, on_done=on_done)
         await wait_for(lambda: 1 in results)
         assert isinstance(results[1], TopicNotFoundError)
-        await conn.close()
 
 
 async def test_unsubscribe_ack_is_not_taken_for_an_ingest_ack() -> None:
-    async with scripted(real_server_like) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(real_server_like) as (_, conn):
         results, on_done = collector()
         conn.send_ingest(1, RECORD, batch_id=42, record_count=1, on_done=on_done)
         await ops.unsubscribe(conn, 1, 42)
         await wait_for(lambda: 42 in results)
         assert results == {42: None}
         await ops.unsubscribe(conn, 1, 7)
-        await conn.close()
 
 
 async def test_timed_out_request_keeps_its_place_and_late_answer_is_dropped() -> None:
@@ -200,12 +203,10 @@ async def test_timed_out_request_keeps_its_place_and_late_answer_is_dropped() ->
             else:
                 await real_server_like(peer, [frame])
 
-    async with scripted(slow_first) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(slow_first) as (_, conn):
         with pytest.raises(TimeoutError):
             await ops.get_topic(conn, 5, timeout=0.05)
         assert await ops.list_topics(conn) == [control.TopicInfo(1, "a", 5)]
-        await conn.close()
 
 
 async def test_cancelled_request_does_not_shift_answers() -> None:
@@ -213,23 +214,20 @@ async def test_cancelled_request_does_not_shift_answers() -> None:
         await asyncio.sleep(0.1)
         await real_server_like(peer, frames)
 
-    async with scripted(slow) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(slow) as (_, conn):
         task = asyncio.create_task(ops.cluster_status(conn))
         await asyncio.sleep(0.02)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await ops.list_topics(conn) == [control.TopicInfo(1, "a", 5)]
-        await conn.close()
 
 
 async def test_answer_of_the_wrong_kind_resets_the_connection() -> None:
     async def wrong(peer: Peer, frames: list[Frame]) -> None:
         peer.send(build_control_frame(ControlCommand.COMMIT_ACK, bytes(16)))
 
-    async with scripted(wrong) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(wrong) as (_, conn):
         with pytest.raises(ProtocolError, match="cannot answer"):
             await ops.list_topics(conn)
         assert not conn.is_open
@@ -239,8 +237,7 @@ async def test_ack_for_unknown_batch_resets_and_fails_in_flight_batches() -> Non
     async def bogus(peer: Peer, frames: list[Frame]) -> None:
         peer.send(build_ack_frame(999))
 
-    async with scripted(bogus) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(bogus) as (_, conn):
         results, on_done = collector()
         conn.send_ingest(1, RECORD, batch_id=1, record_count=1, on_done=on_done)
         await wait_for(lambda: 1 in results)
@@ -254,8 +251,7 @@ async def test_corrupt_frame_from_server_closes_with_invalid_frame_error() -> No
         frame[-1] ^= 0xFF
         peer.send(bytes(frame))
 
-    async with scripted(corrupt) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(corrupt) as (_, conn):
         with pytest.raises(InvalidFrameError):
             await ops.list_topics(conn)
 
@@ -265,8 +261,7 @@ async def test_lost_connection_fails_every_waiter_with_retryable_error() -> None
         assert peer.writer is not None
         peer.writer.transport.abort()
 
-    async with scripted(hang_up) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(hang_up) as (_, conn):
         results, on_done = collector()
         conn.send_ingest(1, RECORD, batch_id=1, record_count=1, on_done=on_done)
         with pytest.raises(ConnectionError) as caught:
@@ -284,14 +279,12 @@ async def test_server_keepalives_are_never_answered() -> None:
             if frame.frame_type is FrameType.KEEPALIVE:
                 peer.send(KEEPALIVE_FRAME)
 
-    async with scripted(flood) as (peer, address):
-        conn = await Connection.open(address, options())
+    async with connected(flood) as (peer, conn):
         await conn.ping()
         peer.send(*[KEEPALIVE_FRAME] * 50)
         await asyncio.sleep(0.2)
         assert sum(f.frame_type is FrameType.KEEPALIVE for f in peer.received) == 1
         assert conn.is_open
-        await conn.close()
 
 
 async def test_idle_keepalive_is_sent_and_a_silent_peer_is_dropped() -> None:
@@ -389,8 +382,7 @@ def holding_acks(error_text: bytes) -> Handler:
 async def test_control_only_error_goes_to_the_newer_request(
     text: bytes, expected: type[LanceError]
 ) -> None:
-    async with scripted(holding_acks(text)) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(holding_acks(text)) as (_, conn):
         results, on_done = collector()
         conn.send_ingest(1, RECORD, batch_id=1, record_count=1, on_done=on_done)
         with pytest.raises(expected) as caught:
@@ -401,15 +393,13 @@ async def test_control_only_error_goes_to_the_newer_request(
         await conn.ping()
         await wait_for(lambda: 1 in results)
         assert results == {1: None}
-        await conn.close()
 
 
 @pytest.mark.parametrize(
     "text", [b"FORWARD_FAILED: Forward operation timed out", b"NOT_LEADER: leader unknown"]
 )
 async def test_error_both_can_get_resets_when_order_cannot_decide(text: bytes) -> None:
-    async with scripted(holding_acks(text)) as (_, address):
-        conn = await Connection.open(address, options())
+    async with connected(holding_acks(text)) as (_, conn):
         results, on_done = collector()
         conn.send_ingest(1, RECORD, batch_id=1, record_count=1, on_done=on_done)
         with pytest.raises(ProtocolError, match="cannot tell"):
@@ -419,8 +409,7 @@ async def test_error_both_can_get_resets_when_order_cannot_decide(text: bytes) -
 
 
 async def test_batch_id_of_a_pending_unsubscribe_is_refused() -> None:
-    async with scripted(real_server_like) as (peer, address):
-        conn = await Connection.open(address, options())
+    async with connected(real_server_like) as (peer, conn):
         results, on_done = collector()
         unsubscribe = asyncio.ensure_future(ops.unsubscribe(conn, 1, 42))
         await asyncio.sleep(0)  # the Unsubscribe is written and waits for its Ack
@@ -431,4 +420,3 @@ async def test_batch_id_of_a_pending_unsubscribe_is_refused() -> None:
         await wait_for(lambda: 42 in results)
         assert isinstance(results[42], TopicNotFoundError)
         assert [f.frame_type for f in peer.received].count(FrameType.INGEST) == 1
-        await conn.close()
