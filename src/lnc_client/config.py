@@ -92,8 +92,9 @@ class ReconnectConfig:
     Attributes:
         base_delay_ms: Delay before the second attempt.
         max_delay_ms: Ceiling of the delay.
-        max_attempts: Attempts before giving up; 0 means keep trying until the operation's
-            own timeout runs out.
+        max_attempts: Attempts before giving up, both for connecting (rounds over the
+            addresses) and for one operation (tries, retries included); 0 means keep trying
+            until the operation's own timeout runs out.
         jitter_factor: Each delay is spread uniformly by +/- this fraction.
     """
 
@@ -126,6 +127,26 @@ class _ConnectionFields:
     ssl_context: ssl.SSLContext | None = None
     server_hostname: str | None = None
     auth_token: str | None = None
+
+    def __post_init__(self) -> None:
+        _require_positive(
+            connect_timeout_s=self.connect_timeout_s, request_timeout_s=self.request_timeout_s
+        )
+        _require_not_negative(keepalive_interval_s=self.keepalive_interval_s)
+
+
+def _require_positive(**values: float) -> None:
+    """Raise ValueError for a value that is not > 0 (NaN included)."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, not {value!r}")
+
+
+def _require_not_negative(**values: float | None) -> None:
+    """Raise ValueError for a value that is not None and not >= 0 (NaN included)."""
+    for name, value in values.items():
+        if value is not None and not value >= 0:
+            raise ValueError(f"{name} must be >= 0, not {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +302,8 @@ class ProducerConfig(_Builders):
     delivery_timeout_s: float = 120.0
 
     def __post_init__(self) -> None:
+        _ConnectionFields.__post_init__(self)
+        _require_positive(delivery_timeout_s=self.delivery_timeout_s, max_block_s=self.max_block_s)
         if self.batch_size <= 0 or self.linger_ms < 0 or self.max_pending_acks <= 0:
             raise ValueError("need batch_size > 0, linger_ms >= 0 and max_pending_acks > 0")
         if self.buffer_memory < self.batch_size:
@@ -430,6 +453,13 @@ class StandaloneConfig(_Builders):
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
+        self.__post_init__()
+        _require_not_negative(
+            poll_timeout_s=poll_timeout_s,
+            catching_up_backoff_s=catching_up_backoff_s,
+            catching_up_timeout_s=catching_up_timeout_s,
+            auto_commit_interval_s=auto_commit_interval_s,
+        )
 
     @classmethod
     def with_topic_name(

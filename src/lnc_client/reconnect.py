@@ -6,7 +6,8 @@ addresses are tried in turn (a leader named by `NOT_LEADER: redirect to <addr>` 
 attempt resolving DNS afresh, with exponential backoff and jitter between rounds
 (`ReconnectConfig`). `call(op)` runs an operation on the current connection and retries it when
 the error is retryable (`LanceError.retryable`: lost connections, timeouts, `FORWARD_FAILED`,
-`Rate limit exceeded`, CatchingUp, NOT_LEADER), always within the caller's deadline.
+`Rate limit exceeded`, CatchingUp, NOT_LEADER), always within the caller's deadline and at most
+`ReconnectConfig.max_attempts` times when that is not 0.
 
 `on_connect` lets the owner re-establish its state on every new connection (the Producer
 resends its un-acked batches there); authentication already happens inside `Connection.open`.
@@ -191,13 +192,16 @@ class ConnectionManager:
     ) -> T:
         """Run `operation` on the connection, reconnecting and retrying retryable errors.
 
+        `operation` runs at most `reconnect.max_attempts` times (unbounded when 0), with the
+        reconnect backoff between tries, all within `timeout`.
+
         Args:
             operation: An awaitable factory taking the connection (e.g. an `operations` call).
             timeout: Overall bound, retries included (default: the request timeout).
 
         Raises:
-            LanceError: The last error, when it is not retryable, auto_reconnect is off, or the
-                time is up.
+            LanceError: The last error, when it is not retryable, auto_reconnect is off, the
+                attempts are used up, or the time is up.
         """
         loop = asyncio.get_running_loop()
         limit = self.options.request_timeout_s if timeout is None else timeout
@@ -217,8 +221,10 @@ class ConnectionManager:
                 last = error
             except builtins.TimeoutError as error:
                 raise _timed_out(None) from error
-            delay = self.reconnect.delay_for_attempt(attempt)
             attempt += 1
+            if self.reconnect.max_attempts and attempt >= self.reconnect.max_attempts:
+                raise last
+            delay = self.reconnect.delay_for_attempt(attempt - 1)
             if loop.time() + delay >= deadline:
                 raise last
             await asyncio.sleep(delay)

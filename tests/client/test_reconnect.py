@@ -11,10 +11,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from lnc_client import operations as ops
 from lnc_client.config import ConnectionOptions, ReconnectConfig
-from lnc_client.errors import ConnectionError, TimeoutError
+from lnc_client.errors import ConnectionError, ForwardFailedError, TimeoutError
 from lnc_client.protocol import control
-from lnc_client.protocol.frame import ControlCommand, build_control_frame
+from lnc_client.protocol.frame import ControlCommand, FrameDecoder, build_control_frame
 from lnc_client.reconnect import ConnectionManager
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -24,9 +25,11 @@ Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 async def stub(serve: Serve) -> AsyncIterator[str]:
     """Run `serve` for every connection on an ephemeral port; yield `127.0.0.1:PORT`."""
     writers: list[asyncio.StreamWriter] = []
+    handlers: list[asyncio.Task[None] | None] = []
 
     async def track(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
+        handlers.append(asyncio.current_task())
         try:
             await serve(reader, writer)
         except (ConnectionResetError, BrokenPipeError):
@@ -41,6 +44,7 @@ async def stub(serve: Serve) -> AsyncIterator[str]:
         server.close()
         for writer in writers:
             writer.transport.abort()
+        await asyncio.gather(*(task for task in handlers if task is not None))
         await server.wait_closed()
 
 
@@ -101,3 +105,32 @@ async def test_close_stops_a_connect_in_progress() -> None:
             await getting
         await asyncio.wait_for(client_gone.wait(), 2)
         assert manager.current is None
+
+
+async def test_call_retries_at_most_max_attempts_times() -> None:
+    requests = 0
+
+    async def forward_failed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        decoder = FrameDecoder()
+        while data := await reader.read(65536):
+            for _ in decoder.feed(data):
+                requests += 1
+                error = b"FORWARD_FAILED: Forward operation timed out"
+                writer.write(build_control_frame(ControlCommand.ERROR_RESPONSE, error))
+
+    async with stub(forward_failed) as address:
+        backoff = ReconnectConfig(base_delay_ms=1, max_delay_ms=1, max_attempts=3)
+        manager = ConnectionManager([address], options(), backoff)
+        with pytest.raises(ForwardFailedError):
+            await manager.call(ops.list_topics, timeout=1.0)
+        assert requests == 3
+        unbounded = ConnectionManager(
+            [address], options(), ReconnectConfig(base_delay_ms=1, max_delay_ms=1)
+        )
+        requests = 0
+        with pytest.raises((ForwardFailedError, TimeoutError)):  # the last try may be cut
+            await unbounded.call(ops.list_topics, timeout=0.2)
+        assert requests > 3  # max_attempts=0: retried until the call's timeout
+        await manager.close()
+        await unbounded.close()

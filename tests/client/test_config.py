@@ -1,0 +1,72 @@
+"""Config validation: every timeout must be positive (keepalive and poll waits may be 0)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from lnc_client.config import (
+    ClientConfig,
+    ConnectionOptions,
+    ProducerConfig,
+    ReconnectConfig,
+    StandaloneConfig,
+)
+
+BAD_TIMEOUTS = [0, 0.0, -1.0, math.nan]
+
+
+@pytest.mark.parametrize("value", BAD_TIMEOUTS)
+@pytest.mark.parametrize(
+    "name", ["connect_timeout_s", "request_timeout_s", "delivery_timeout_s", "max_block_s"]
+)
+def test_producer_config_rejects_non_positive_timeouts(name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=name):
+        ProducerConfig(**{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", BAD_TIMEOUTS)
+@pytest.mark.parametrize("name", ["connect_timeout_s", "request_timeout_s"])
+def test_other_configs_reject_non_positive_timeouts(name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=name):
+        ClientConfig(**{name: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=name):
+        ConnectionOptions(**{name: value})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=name):
+        StandaloneConfig("c", 1, **{name: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "keepalive_interval_s",
+        "poll_timeout_s",
+        "catching_up_backoff_s",
+        "catching_up_timeout_s",
+        "auto_commit_interval_s",
+    ],
+)
+def test_waits_that_may_be_zero_must_not_be_negative(name: str) -> None:
+    assert getattr(StandaloneConfig("c", 1, **{name: 0.0}), name) == 0.0  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=name):
+        StandaloneConfig("c", 1, **{name: -0.5})  # type: ignore[arg-type]
+
+
+def test_keepalive_zero_disables_and_negative_is_refused() -> None:
+    assert ProducerConfig(keepalive_interval_s=0).keepalive_interval_s == 0
+    assert ClientConfig(keepalive_interval_s=0).connection_options().keepalive_interval_s == 0
+    for make in (ProducerConfig, ClientConfig, ConnectionOptions):
+        with pytest.raises(ValueError, match="keepalive_interval_s"):
+            make(keepalive_interval_s=-1.0)
+
+
+def test_valid_configs_keep_their_values() -> None:
+    config = ProducerConfig(request_timeout_s=0.5, delivery_timeout_s=2, max_block_s=0.01)
+    assert (config.request_timeout_s, config.delivery_timeout_s, config.max_block_s) == (
+        0.5,
+        2,
+        0.01,
+    )
+    assert StandaloneConfig("c", 1, catching_up_timeout_s=None).catching_up_timeout_s is None
+    assert ReconnectConfig(max_attempts=3).max_attempts == 3
