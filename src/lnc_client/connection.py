@@ -508,11 +508,11 @@ class Connection:
         self._unsubscribe_ids.clear()
         for request in requests:
             if not request.future.done():
-                request.future.set_exception(_copy_error(error))
+                request.future.set_exception(copy_error(error))
         in_flight, self._in_flight = self._in_flight, deque()
         self._in_flight_ids.clear()
         for entry in in_flight:
-            entry.on_done(entry.batch_id, _copy_error(error))
+            entry.on_done(entry.batch_id, copy_error(error))
         pings, self._pings = self._pings, deque()
         for _, on_echo in pings:
             if on_echo is not None:
@@ -521,7 +521,7 @@ class Connection:
 
     def _raise_if_closed(self) -> None:
         if self._failure is not None:
-            raise _copy_error(self._failure)
+            raise copy_error(self._failure)
         if self._transport is None:
             raise ConnectionError("not connected")
 
@@ -685,9 +685,15 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _copy_error(error: LanceError) -> LanceError:
-    """Return a fresh exception of the same class, so each waiter gets its own traceback."""
+def copy_error(error: LanceError) -> LanceError:
+    """Return a fresh exception of the same class, so each waiter gets its own traceback.
+
+    Used wherever one failure reaches several waiters; notes added to the copy (`add_note`)
+    stay on the copy.
+    """
     copy = type(error).__new__(type(error))
     copy.__dict__.update(error.__dict__)
+    if "__notes__" in copy.__dict__:
+        copy.__notes__ = list(copy.__notes__)
     copy.args = error.args
     return copy

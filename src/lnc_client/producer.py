@@ -52,7 +52,7 @@ from typing import Final, Self, TypeVar
 from lnc_client import operations
 from lnc_client._lifecycle import AsyncLifecycle
 from lnc_client.config import Address, BufferFullPolicy, ProducerConfig
-from lnc_client.connection import Connection, IngestCallback
+from lnc_client.connection import Connection, IngestCallback, copy_error
 from lnc_client.errors import (
     BackpressureError,
     ConnectionError,
@@ -293,6 +293,7 @@ class Producer(AsyncLifecycle):
         self._wake = asyncio.Event()
         self._sender_idle = False
         self._sender: asyncio.Task[None] | None = None
+        self._close_done: asyncio.Future[None] | None = None
         self._hold_until = 0.0
         self._backpressure_delay = 0.0
         self._fatal: LanceError | None = None
@@ -380,12 +381,23 @@ class Producer(AsyncLifecycle):
         Args:
             timeout: Bound on the drain (default: `request_timeout_s`).
 
+        A `close()` while another one is in progress waits until that one has finished (the
+        first caller gets its errors); once closed, `close()` returns at once.
+
         Raises:
             TimeoutError: Batches were still un-acknowledged at the bound (they fail too).
             LanceError: A batch failed since the last `flush` (as `flush` raises it).
         """
-        if self._state is _State.CLOSED or self._state is _State.CLOSING:
+        if self._close_done is not None:
+            await asyncio.shield(self._close_done)
             return
+        self._close_done = asyncio.get_running_loop().create_future()
+        try:
+            await self._close(timeout)
+        finally:
+            self._close_done.set_result(None)
+
+    async def _close(self, timeout: float | None) -> None:
         if self._state is _State.NEW:
             self._state = _State.CLOSED
             await self._manager.close()
@@ -665,7 +677,7 @@ class Producer(AsyncLifecycle):
             self._unreported, self._unreported_count = None, 0
         if failures:
             first = min(failures)
-            error = failures[first]
+            error = copy_error(failures[first])  # the original is shared with the waiters
             error.add_note(
                 f"{max(len(failures), count)} batch(es) failed; batch {first} failed first"
             )
@@ -1095,15 +1107,17 @@ class Producer(AsyncLifecycle):
 async def _wait_settled(
     futures: list[asyncio.Future[None]], batch_id: int, timeout: float | None
 ) -> None:
-    """Wait for shared batch futures without cancelling them; raise a batch's own error."""
-    bound = asyncio.timeout(timeout)
+    """Wait for shared batch futures without cancelling them; raise a batch's own error.
+
+    A batch's error object is shared by all its waiters, so each waiter raises its own copy.
+    """
     try:
-        async with bound:
+        async with asyncio.timeout(timeout):
             for future in futures:
                 await asyncio.shield(future)
+    except LanceError as error:
+        raise copy_error(error) from None  # the batch failed (also with a TimeoutError)
     except builtins.TimeoutError:
-        if not bound.expired():
-            raise  # the batch itself failed with a TimeoutError
         raise TimeoutError(
             f"batch {batch_id} was not acknowledged within {timeout} s (it may still be delivered)"
         ) from None

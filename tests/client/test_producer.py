@@ -520,6 +520,43 @@ async def test_close_is_bounded_and_fails_the_rest(server: LanceServer) -> None:
     server.faults = FaultConfig()
 
 
+async def test_a_second_close_waits_for_the_first(server: LanceServer) -> None:
+    server.faults = FaultConfig(ack_delay_ms=150)
+    producer = await Producer.connect(server.address, cfg())
+    await producer.send_async(1, b"slow")
+    first = asyncio.create_task(producer.close())
+    await asyncio.sleep(0)  # the first close is draining
+    assert producer.closed
+    await producer.close()
+    assert producer.metrics().records_acked == 1
+    await first
+    server.faults = FaultConfig()
+
+
+async def test_flush_does_not_change_the_error_its_waiters_get(
+    connect: Callable[..., Awaitable[Producer]],
+) -> None:
+    producer = await connect()
+    handle = await producer.send_handle(99, b"nowhere")
+    waiter = asyncio.create_task(producer.send(99, b"also nowhere"))
+    await asyncio.sleep(0)  # both records wait for batch 1, which is sent now
+    assert handle.batch_id == 1
+    with pytest.raises(TopicNotFoundError) as flushed:
+        await producer.flush()
+    assert flushed.value.__notes__ == ["1 batch(es) failed; batch 1 failed first"]
+    with pytest.raises(TopicNotFoundError) as awaited:
+        await handle
+    with pytest.raises(TopicNotFoundError) as sent:
+        await waiter
+    errors = [handle.exception(), awaited.value, sent.value]
+    for error in errors:
+        assert isinstance(error, TopicNotFoundError)
+        assert error is not flushed.value
+        assert error.server_text == "Unknown topic"
+        assert not hasattr(error, "__notes__")
+    assert awaited.value is not sent.value  # each waiter raises its own copy
+
+
 # --- faults: a proxy that cuts frames and stops reading -------------------------------------------
 
 
