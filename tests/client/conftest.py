@@ -1,18 +1,31 @@
 """Shared fixtures for the client tests.
 
 `TcpProxy` sits between a client and the embedded server on 127.0.0.1 and injects the faults the
-server cannot: answers delayed by a fixed time (a slow network or a slow server, order kept) and
-connections cut at once in both directions. The `proxy` fixture starts one in front of any
-address and stops it after the test.
+server cannot: answers delayed by a fixed time (a slow network or a slow server, order kept),
+connections cut at once in both directions, and frames the server never sends (e.g. unsolicited
+keepalives). It also counts the frames clients send, by type. The `proxy` fixture starts one in
+front of any address and stops it after the test. `wait_for` polls a condition instead of
+sleeping for a guessed time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+
+from lnc_client.errors import InvalidFrameError
+from lnc_client.protocol.frame import FrameDecoder, FrameType
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 2.0) -> None:
+    """Return as soon as `condition()` is true; raise TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
 
 
 class TcpProxy:
@@ -22,12 +35,16 @@ class TcpProxy:
         delay_s: Each chunk from the server is written to the client this long after it was
             read (order kept). Changeable at any time; it applies to chunks read afterwards.
         connections: How many client connections were accepted so far.
+        client_frames: Frames received from clients so far, counted by type (until a client
+            sends bytes that are not frames).
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._client_writers: set[asyncio.StreamWriter] = set()
+        self.client_frames: Counter[FrameType] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self.delay_s = 0.0
         self.connections = 0
@@ -51,6 +68,7 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers |= {writer, up_writer}
+        self._client_writers.add(writer)
         pumps = [
             asyncio.ensure_future(self._pump(reader, up_writer, delayed=False)),
             asyncio.ensure_future(self._pump(up_reader, writer, delayed=True)),
@@ -64,6 +82,7 @@ class TcpProxy:
         for each in (writer, up_writer):
             each.transport.abort()
             self._writers.discard(each)
+        self._client_writers.discard(writer)
 
     async def _pump(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, delayed: bool
@@ -78,8 +97,11 @@ class TcpProxy:
                 writer.write(chunk)
 
         sender = asyncio.ensure_future(deliver())
+        decoder = None if delayed else FrameDecoder()
         try:
             while chunk := await reader.read(65536):
+                if decoder is not None:
+                    decoder = self._count(decoder, chunk)
                 queue.put_nowait((loop.time() + (self.delay_s if delayed else 0.0), chunk))
             while not queue.empty():
                 await asyncio.sleep(0.005)
@@ -88,6 +110,19 @@ class TcpProxy:
         finally:
             sender.cancel()
             await asyncio.gather(sender, return_exceptions=True)
+
+    def _count(self, decoder: FrameDecoder, chunk: bytes) -> FrameDecoder | None:
+        try:
+            frames = decoder.feed(chunk)
+        except InvalidFrameError:
+            return None
+        self.client_frames.update(frame.frame_type for frame in frames)
+        return decoder
+
+    def send_to_clients(self, data: bytes) -> None:
+        """Write `data` to every connected client, as if the server had sent it."""
+        for writer in self._client_writers:
+            writer.write(data)
 
     def cut(self) -> None:
         """Reset every open connection (both sides) at once; new ones are still accepted."""

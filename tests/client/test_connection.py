@@ -38,6 +38,8 @@ from lnc_client.protocol.frame import (
     build_control_frame,
 )
 
+from .conftest import wait_for
+
 Handler = Callable[["Peer", list[Frame]], Awaitable[None]]
 
 
@@ -143,12 +145,6 @@ def collector() -> tuple[dict[int, LanceError | None], Callable[[int, LanceError
         results[batch_id] = error
 
     return results, on_done
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 RECORD = b"\x01\x01\x00\x00\x00x"

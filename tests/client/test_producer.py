@@ -47,6 +47,8 @@ from lnc_client.protocol.records import (
 )
 from lnc_client.server import FaultConfig, LanceServer
 
+from .conftest import wait_for
+
 FAST = ReconnectConfig(base_delay_ms=5, max_delay_ms=50, jitter_factor=0.0)
 
 
@@ -687,7 +689,7 @@ async def test_server_restart_under_load(server: LanceServer) -> None:
                 await asyncio.sleep(0.001)
 
     task = asyncio.create_task(load())
-    await asyncio.sleep(0.03)
+    await wait_for(lambda: acked and producer.metrics().in_flight_batches)  # busy, some acked
     await server.restart()
     await task
     await producer.flush()

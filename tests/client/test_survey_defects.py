@@ -1,7 +1,8 @@
 """CLIENT-SURVEY §3, defect by defect: each test reproduces the 0.2.9 failure scenario end to end
 against the embedded server and asserts the correct behaviour instead.
 
-Defects covered elsewhere in depth, and only re-checked briefly here: D8 (tests/client/
+Defects covered elsewhere in depth, and only re-checked briefly here: D1 (tests/client/
+test_connection.py::test_server_keepalives_are_never_answered), D8 (tests/client/
 test_consumer.py: the consumer id in processes with other hash seeds), D14 (tests/protocol/
 test_vectors.py: IEEE CRC-32 known answers and every vector byte for byte).
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import zlib
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -31,10 +33,13 @@ from lnc_client import (
     SubscribeAck,
     TopicNotFoundError,
     consumer_id_for,
+    operations,
     parse_address,
 )
-from lnc_client.protocol.frame import HEADER_SIZE, KEEPALIVE_FRAME
+from lnc_client.protocol.frame import KEEPALIVE_FRAME, FrameType
 from lnc_client.server import FaultConfig, LanceServer
+
+from .conftest import TcpProxy, wait_for
 
 
 @pytest.fixture
@@ -81,18 +86,37 @@ def consumer_config(topic_id: int, **options: object) -> StandaloneConfig:
 VALUES = [b"record-%04d" % i for i in range(300)]
 
 
-async def test_d1_keepalive_echo_is_not_answered(server: LanceServer) -> None:
-    """0.2.9 answered every keepalive and ping-ponged with the server forever."""
-    conn = await Connection.open(server.address, ConnectionOptions(keepalive_interval_s=0.02))
-    await asyncio.sleep(0.3)
-    reader, writer = await asyncio.open_connection(server.host, server.port)
-    writer.write(KEEPALIVE_FRAME)
-    echo = await asyncio.wait_for(reader.readexactly(HEADER_SIZE), 2)
-    assert echo == KEEPALIVE_FRAME
+async def test_d1_keepalive_echo_is_not_answered(
+    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    """0.2.9 answered every keepalive and ping-ponged with the server forever.
+
+    A proxy counts the keepalives the client sends: with `keepalive_interval_s=0.02` an idle
+    connection sends one per 20 ms of silence (the echo ends the silence), so at most 15 in
+    0.3 s, where a ping-pong sends thousands. Keepalives the server sends unasked (the real one
+    never does) get no answer at all.
+    """
+    relay = await proxy(server.address)
+    loop = asyncio.get_running_loop()
+    conn = await Connection.open(relay.address, ConnectionOptions(keepalive_interval_s=0.02))
+    opened = loop.time()
+    await asyncio.sleep(0.3)  # the measuring window
+    sent = relay.client_frames[FrameType.KEEPALIVE]
+    assert 4 <= sent <= (loop.time() - opened) / 0.02 + 1
     assert conn.is_open
-    assert 0 < await conn.ping() < 1
-    writer.close()
     await conn.close()
+
+    quiet = await Connection.open(relay.address, ConnectionOptions(keepalive_interval_s=0))
+    assert await operations.list_topics(quiet) == []  # the proxy has relayed this connection
+    before = relay.client_frames.copy()
+    relay.send_to_clients(KEEPALIVE_FRAME * 50)
+    # The answer to a request comes after the 50 keepalives, so once a second request is
+    # answered, anything the client wrote in reply to them has passed the proxy.
+    for _ in range(2):
+        assert await operations.list_topics(quiet) == []
+    assert relay.client_frames - before == Counter({FrameType.CONTROL: 2})
+    assert quiet.is_open
+    await quiet.close()
 
 
 async def test_d2_windows_that_split_records_lose_nothing(server: LanceServer) -> None:
@@ -254,8 +278,8 @@ async def test_d12_batching_options_are_honoured(server: LanceServer) -> None:
     async with await Producer.connect(server.address, config) as producer:
         for value in VALUES[:40]:
             await producer.send_async(topic_id=topic_id, data=value)
-        await asyncio.sleep(0.05)
-        assert producer.metrics().in_flight_batches == 4
+        await wait_for(lambda: producer.metrics().in_flight_batches == 4)
+        assert producer.metrics().queued_batches > 0  # the rest wait for the window
         await producer.flush(timeout=10.0)
 
 
