@@ -57,7 +57,11 @@ from lnc_client.reconnect import ConnectionManager
 __all__ = ["NO_LIMIT", "LanceClient", "TopicRef"]
 
 NO_LIMIT: Final = 0xFFFF_FFFF_FFFF_FFFF
-"""The retention value meaning "no limit" (u64::MAX); 0 is a real limit on the server."""
+"""The retention value meaning "no limit" (u64::MAX); 0 is a real limit on the server.
+
+As an age it relies on the real server's release build: `max_age_secs * 10**9` wraps there
+(to about 584 years), while a debug build would panic (docs/client.md, Retention).
+"""
 
 _U32_MAX: Final = 0xFFFF_FFFF
 
