@@ -11,6 +11,9 @@ import contextlib
 import errno
 import gc
 import logging
+import os
+import shutil
+import struct
 import threading
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from lnc_client.protocol.control import (
     fetch_payload,
 )
 from lnc_client.protocol.frame import (
+    HEADER_SIZE,
     KEEPALIVE_FRAME,
     ControlCommand,
     build_ack_frame,
@@ -189,3 +193,46 @@ async def test_the_retention_loop_survives_an_unexpected_error(
     assert len(logged) == 1
     assert logged[0].exc_info is not None
     assert isinstance(logged[0].exc_info[1], ValueError)
+
+
+@pytest.mark.parametrize("failing", ["rename", "rmtree"])
+async def test_a_failed_delete_leaves_memory_as_the_disk_is_after_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    denied = OSError(errno.EACCES, "Permission denied")
+    topic_dir = tmp_path / "segments" / "t"
+    real_rename, real_rmtree = os.rename, shutil.rmtree
+
+    def rename(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        if failing == "rename" and Path(source) == topic_dir:
+            raise denied
+        real_rename(source, target)
+
+    def rmtree(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        if failing == "rmtree":
+            raise denied
+        real_rmtree(path)
+
+    async with LanceServer(tmp_path, port=0) as server:
+        conn = await RawConn.open(server.port)
+        assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+        await conn.send(ingest(1))
+        assert await conn.read_frame() == build_ack_frame(1)
+        monkeypatch.setattr(os, "rename", rename)
+        monkeypatch.setattr(shutil, "rmtree", rmtree)
+        reply = await ask(conn, C.DELETE_TOPIC, struct.pack("<I", 1))
+        assert reply == error_reply("I/O error: Permission denied (os error 13)")
+        exists = (await ask(conn, C.GET_TOPIC, struct.pack("<I", 1)))[12] == C.TOPIC_RESPONSE
+        assert exists == (failing == "rename")  # a failed rename changed nothing
+        if exists:
+            fetched = await ask(conn, C.FETCH, fetch_payload(1, 0, 100))
+            assert fetched[HEADER_SIZE + 16 :] == RECORD
+        await conn.close()
+        monkeypatch.undo()
+        await server.restart()
+        conn = await RawConn.open(server.port)
+        after = (await ask(conn, C.GET_TOPIC, struct.pack("<I", 1)))[12] == C.TOPIC_RESPONSE
+        assert after == exists
+        topics = await ask(conn, C.LIST_TOPICS)
+        assert (b'"name":"t"' in topics) == exists
+        await conn.close()

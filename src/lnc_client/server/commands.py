@@ -251,7 +251,8 @@ class Commands:
     def _create(
         self, name: str, retention: RetentionInfo | None
     ) -> Reply | Coroutine[None, None, Reply]:
-        if name in self._state.registry.by_name:
+        registry = self._state.registry
+        if name in registry.by_name or name in registry.deleting:
             return error_frame(f"Topic '{name}' already exists")
         if not name:
             return error_frame("Invalid data: Topic name must not be empty")
@@ -279,13 +280,25 @@ class Commands:
         topic = registry.by_id.get(topic_id)
         if topic is None:
             return error_frame(f"Configuration error: Topic {topic_id} not found")
-        registry.remove(topic)
+        registry.begin_delete(topic)
+        writer = self._state.writer
+
+        async def delete_on_disk() -> OSError | None:
+            deleted = False
+            try:
+                leftover = await writer.call(lambda: registry.delete_on_disk(topic))
+                deleted = True
+            finally:
+                registry.end_delete(topic, deleted=deleted)
+            return leftover
 
         async def delete() -> Reply:
-            try:
-                await self._state.writer.call(lambda: registry.delete_on_disk(topic))
+            try:  # shielded: memory follows the disk even if the connection goes away
+                leftover = await asyncio.shield(delete_on_disk())
             except OSError as error:
                 return error_frame(_io_error_text(error))
+            if leftover is not None:
+                return error_frame(_io_error_text(leftover))
             return _control(ControlCommand.TOPIC_RESPONSE, deleted_json(topic_id))
 
         return delete()

@@ -2,9 +2,12 @@
 
 The registry lives on the event loop; it changes in memory at once (so a second CreateTopic of
 the same name sees the first) and hands the disk side to the writer thread as functions built
-here (`create_on_disk`, `write_metadata`, `delete_on_disk`). Startup (`TopicRegistry.load`, in a
-thread) reads `segments/*/metadata.json`, recovers each topic directory and sets the next id to
-the largest id found + 1, as the real server does (PROTOCOL.md §4.5, §7).
+here (`create_on_disk`, `write_metadata`, `delete_on_disk`). A deletion is the exception: the
+topic is hidden at once (`begin_delete`) and forgotten, or restored, only when the disk side
+has succeeded, or failed without changing anything (`end_delete`). Startup
+(`TopicRegistry.load`, in a thread) reads `segments/*/metadata.json`, recovers each topic
+directory and sets the next id to the largest id found + 1, as the real server does
+(PROTOCOL.md §4.5, §7).
 
 metadata.json is written exactly as the real server writes it: serde_json's pretty printer
 (2-space indent) over `{id, name, created_at, topic_epoch, auth, retention}` in that order,
@@ -14,6 +17,7 @@ with `retention` either null or `{"max_bytes": N, "max_age_secs": N}`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -26,10 +30,14 @@ from lnc_client.server.storage.segments import TopicLog, fsync_directory
 
 __all__ = ["SEGMENTS_DIR", "Topic", "TopicRegistry"]
 
+_log = logging.getLogger(__name__)
+
 SEGMENTS_DIR: Final = "segments"
 TOPIC_EPOCH: Final = 1
 _METADATA: Final = "metadata.json"
 _LEGACY_TOPIC: Final = "0"
+_TOMBSTONE: Final = ".deleted-"
+"""Prefix of a deleted topic's directory until it is removed (never a valid topic name)."""
 
 
 @dataclass(slots=True)
@@ -88,6 +96,7 @@ class TopicRegistry:
         self.by_id: dict[int, Topic] = {}
         self.by_name: dict[str, Topic] = {}
         self.next_id = 1
+        self.deleting: set[str] = set()
         self._legacy: TopicLog | None = None
 
     @classmethod
@@ -97,6 +106,9 @@ class TopicRegistry:
         registry.root.mkdir(parents=True, exist_ok=True)
         for directory in sorted(registry.root.iterdir()):
             if not directory.is_dir():
+                continue
+            if directory.name.startswith(_TOMBSTONE):
+                _remove_tombstone(directory)
                 continue
             meta = directory / _METADATA
             if meta.is_file():
@@ -170,6 +182,22 @@ class TopicRegistry:
         if topic.log is self._legacy:
             self._legacy = None
 
+    def begin_delete(self, topic: Topic) -> None:
+        """Hide a topic while it is deleted on disk; its name stays taken (`deleting`)."""
+        self.by_id.pop(topic.id, None)
+        if self.by_name.get(topic.name) is topic:
+            del self.by_name[topic.name]
+        self.deleting.add(topic.name)
+
+    def end_delete(self, topic: Topic, *, deleted: bool) -> None:
+        """Forget a topic whose directory is gone, or restore one whose deletion changed nothing."""
+        self.deleting.discard(topic.name)
+        if not deleted:
+            self.by_id[topic.id] = topic
+            self.by_name[topic.name] = topic
+        elif topic.log is self._legacy:
+            self._legacy = None
+
     # --- disk side, run on the writer thread ------------------------------------------------
 
     def create_on_disk(self, topic: Topic) -> None:
@@ -192,8 +220,30 @@ class TopicRegistry:
         temporary.replace(directory / _METADATA)
         fsync_directory(directory)
 
-    def delete_on_disk(self, topic: Topic) -> None:
-        """Close the topic's files and remove its directory."""
+    def delete_on_disk(self, topic: Topic) -> OSError | None:
+        """Delete the topic: rename its directory to a tombstone (atomic), then remove that.
+
+        Returns:
+            None, or the error that left (part of) the tombstone behind: the topic is deleted
+            all the same (startup skips tombstones and removes them).
+
+        Raises:
+            OSError: The rename failed; nothing changed.
+        """
+        tombstone = self.root / f"{_TOMBSTONE}{topic.id}-{time.time_ns()}"
+        os.rename(topic.log.directory, tombstone)
         topic.log.retire()
-        shutil.rmtree(topic.log.directory, ignore_errors=False)
-        fsync_directory(self.root)
+        try:
+            fsync_directory(self.root)
+            shutil.rmtree(tombstone)
+            fsync_directory(self.root)
+        except OSError as error:
+            return error
+        return None
+
+
+def _remove_tombstone(directory: Path) -> None:
+    try:
+        shutil.rmtree(directory)
+    except OSError as error:  # not a topic either way; the operator may remove it
+        _log.warning("cannot remove the deleted topic directory %s: %s", directory, error)
