@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import subprocess
@@ -12,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from lnc_client.protocol.frame import KEEPALIVE_FRAME
-from lnc_client.server import AuthConfig, ConfigError, FaultConfig, TlsConfig, load_config
+from lnc_client.server import (
+    AuthConfig,
+    ConfigError,
+    FaultConfig,
+    LanceServer,
+    ServerThread,
+    TlsConfig,
+    load_config,
+)
 from lnc_client.server.cli import build_config, main
 
 from .conftest import RawConn
@@ -110,3 +119,11 @@ async def test_process_prints_port_serves_and_stops_on_sigterm(tmp_path: Path) -
     assert await asyncio.wait_for(process.wait(), 20) == 0
     assert await conn.expect_closed() == b""
     await conn.close()
+
+
+def test_server_thread_takes_exactly_the_lance_server_arguments() -> None:
+    thread = inspect.signature(ServerThread).parameters
+    server = inspect.signature(LanceServer).parameters
+    assert [(p.name, p.kind, p.default) for p in thread.values()] == [
+        (p.name, p.kind, p.default) for p in server.values()
+    ]

@@ -34,6 +34,7 @@ from lnc_client.errors import (
 )
 
 __all__ = [
+    "FETCH_RESPONSE_HEADER_SIZE",
     "TAIL_OFFSET",
     "AuthResult",
     "ClusterStatus",
@@ -97,6 +98,8 @@ _U32: Final = struct.Struct("<I")
 _U64: Final = struct.Struct("<Q")
 _FETCH: Final = struct.Struct("<IQI")
 _FETCH_RESPONSE: Final = struct.Struct("<QII")
+FETCH_RESPONSE_HEADER_SIZE: Final = _FETCH_RESPONSE.size
+"""Bytes before the data in a FetchResponse payload: next_offset, bytes_returned, count (§5)."""
 _SET_RETENTION: Final = struct.Struct("<IQQ")
 _RETENTION_VALUES: Final = struct.Struct("<QQ")
 _NAME_LENGTH: Final = struct.Struct("<H")

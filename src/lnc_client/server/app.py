@@ -352,16 +352,38 @@ class LanceServer:
 class ServerThread:
     """A `LanceServer` on its own event loop in a background thread, for blocking code.
 
-    `with ServerThread(data_dir, port=0) as server: connect(server.address)`. Accepts the same
-    arguments as `LanceServer`. `stop()` stops the server and joins the thread.
-
-    Args:
-        data_dir: The data directory.
-        **options: `LanceServer` keyword arguments.
+    `with ServerThread(data_dir, port=0) as server: connect(server.address)`. Takes the same
+    arguments as `LanceServer` (see there). `stop()` stops the server and joins the thread.
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None, **options: object) -> None:
-        self._server = LanceServer(data_dir, **options)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        *,
+        config: ServerConfig | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        segment_max_bytes: int | None = None,
+        retention_interval_secs: float | None = None,
+        auth_tokens: Iterable[str] | None = None,
+        faults: FaultConfig | None = None,
+        tls: TlsConfig | None = None,
+        idle_timeout_secs: float | None = None,
+        shutdown_grace_secs: float = 5.0,
+    ) -> None:
+        self._server = LanceServer(
+            data_dir,
+            config=config,
+            host=host,
+            port=port,
+            segment_max_bytes=segment_max_bytes,
+            retention_interval_secs=retention_interval_secs,
+            auth_tokens=auth_tokens,
+            faults=faults,
+            tls=tls,
+            idle_timeout_secs=idle_timeout_secs,
+            shutdown_grace_secs=shutdown_grace_secs,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._started = threading.Event()

@@ -14,7 +14,6 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from lnc_client.protocol.frame import DEFAULT_PORT
 from lnc_client.server.app import LanceServer
@@ -62,15 +61,15 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--fault-max-fetch-bytes", type=int, metavar="N", default=0)
 
 
-def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_serve_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Add the `serve` subcommand to an argparse subparsers object and return its parser.
 
     Args:
         subparsers: The object returned by `ArgumentParser.add_subparsers()`.
     """
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve", help=_SERVE_HELP, description=_SERVE_HELP
-    )
+    parser = subparsers.add_parser("serve", help=_SERVE_HELP, description=_SERVE_HELP)
     _add_arguments(parser)
     return parser
 

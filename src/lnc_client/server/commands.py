@@ -19,6 +19,7 @@ from typing import Final
 
 from lnc_client.errors import InvalidTopicNameError, LanceError, validate_topic_name
 from lnc_client.protocol.control import (
+    FETCH_RESPONSE_HEADER_SIZE,
     TAIL_OFFSET,
     AuthResult,
     ClusterStatus,
@@ -78,7 +79,6 @@ _STATUS_FRAME: Final = encode_frame(
 )
 _AUTHENTICATED: Final = AuthResult(ok=True, message="Authenticated")
 _INVALID_TOKEN: Final = AuthResult(ok=False, message="Invalid token")
-_FETCH_HEADER: Final = 16
 
 
 def _control(code: ControlCommand, payload: bytes) -> Reply:
@@ -362,7 +362,7 @@ def _fetch_frame(start: int, data: bytes) -> Reply:
     header = encode_header(
         Flag.CONTROL,
         batch_id=ControlCommand.FETCH_RESPONSE,
-        payload_length=_FETCH_HEADER + len(data),
+        payload_length=FETCH_RESPONSE_HEADER_SIZE + len(data),
         payload_crc=crc,
     )
     return [header, head, body] if data else [header, head]

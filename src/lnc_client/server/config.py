@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Final
 
+from lnc_client.protocol.control import FETCH_RESPONSE_HEADER_SIZE
 from lnc_client.protocol.frame import DEFAULT_PORT, HEADER_SIZE, MAX_PAYLOAD_SIZE
 
 __all__ = [
@@ -29,8 +30,7 @@ __all__ = [
     "load_config",
 ]
 
-_FETCH_RESPONSE_HEADER: Final = 16
-DEFAULT_FETCH_WINDOW_CAP: Final = MAX_PAYLOAD_SIZE - HEADER_SIZE - _FETCH_RESPONSE_HEADER
+DEFAULT_FETCH_WINDOW_CAP: Final = MAX_PAYLOAD_SIZE - HEADER_SIZE - FETCH_RESPONSE_HEADER_SIZE
 """Largest Fetch window by default: the whole response frame fits a client's 16 MiB cap."""
 
 
