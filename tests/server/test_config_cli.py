@@ -55,6 +55,7 @@ def test_lance_toml_layout(tmp_path: Path) -> None:
         "listen_addr = 'nohost'\n",
         "[auth\n",
         "[tls]\nenabled = true\n",
+        "[server]\nfetch_window_cap = 0\n",  # consumers would spin on empty windows
     ],
 )
 def test_bad_config_is_rejected(tmp_path: Path, text: str) -> None:

@@ -28,6 +28,7 @@ from lnc_client.protocol.frame import (
     build_ingest_frame,
 )
 from lnc_client.server import AuthConfig, FaultConfig, LanceServer, ServerConfig, TlsConfig
+from lnc_client.server.session import Session
 
 from .conftest import TIMEOUT, RawConn
 
@@ -276,3 +277,27 @@ async def test_replies_held_behind_unacked_reads_stay_bounded(tmp_path: Path) ->
             )
         assert server.held_reply_bytes == 0
         await conn.close()
+
+
+async def test_idle_timer_waits_once_for_pending_acks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[float] = []
+    original = Session._check_idle
+
+    def counted(self: Session) -> None:
+        checks.append(time.monotonic())
+        original(self)
+
+    monkeypatch.setattr(Session, "_check_idle", counted)
+    faults = FaultConfig(ack_delay_ms=400)
+    async with LanceServer(tmp_path, port=0, idle_timeout_secs=0.1, faults=faults) as server:
+        conn = await RawConn.open(server.port)
+        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        await conn.send(ingest(1))
+        assert await conn.read_frame() == build_ack_frame(1)  # not closed while owed an Ack
+        acked = time.monotonic()
+        assert await conn.expect_closed() == b""
+        assert time.monotonic() - acked >= 0.05  # idle counted from the Ack, not from the read
+        await conn.close()
+    assert len(checks) <= 4, f"the idle timer woke {len(checks)} times"

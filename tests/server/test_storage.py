@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
 import struct
 import time
 from pathlib import Path
+
+import pytest
 
 from lnc_client.protocol.control import (
     create_topic_payload,
@@ -25,6 +28,7 @@ from lnc_client.protocol.frame import (
 )
 from lnc_client.protocol.records import encode_values
 from lnc_client.server import LanceServer
+from lnc_client.server.storage.segments import TopicLog
 
 from .conftest import RawConn
 
@@ -212,3 +216,32 @@ async def test_delete_topic_removes_directory(tmp_path: Path) -> None:
         assert await conn.read_frame() == build_control_frame(C.ERROR_RESPONSE, b"Unknown topic")
         await conn.close()
     assert os.listdir(tmp_path / "segments") == []
+
+
+def test_a_failed_truncate_keeps_durable_bytes_readable_and_leaks_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    baseline = open_descriptors()
+    log = TopicLog(tmp_path / "t", 1 << 20)
+    log.append([b"aaaa"])
+    log.sync()
+    log.append([b"bbbb"])  # not durable: a failed sync would abandon it
+
+    def fail(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "ftruncate", fail)
+    with pytest.raises(OSError, match="Input/output error"):
+        log.abandon_unsynced()
+    monkeypatch.undo()
+    assert log.snapshot.read(0, 100) == b"aaaa"
+    log.append([b"cccc"])  # goes to a new segment, after the abandoned one
+    log.sync()
+    assert log.snapshot.read(0, 100) == b"aaaacccc"
+    assert log.snapshot.read(4, 100) == b"cccc"
+    log.close()
+    log.retire()
+    assert open_descriptors() == baseline

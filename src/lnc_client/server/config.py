@@ -185,8 +185,8 @@ class ServerConfig:
             raise ConfigError("segment_max_bytes must be >= 1 and max_payload_size >= 0")
         if self.retention_interval_secs <= 0 or self.idle_timeout_secs < 0:
             raise ConfigError("retention interval must be > 0 and idle timeout >= 0")
-        if min(self.fetch_window_cap, self.inflight_bytes_per_connection) < 0:
-            raise ConfigError("limits must be >= 0")
+        if self.fetch_window_cap < 1 or self.inflight_bytes_per_connection < 0:
+            raise ConfigError("fetch_window_cap must be >= 1 and inflight limits >= 0")
         if self.read_buffer_bytes < HEADER_SIZE or self.writer_queue_max_bytes < 1:
             raise ConfigError("read_buffer_bytes must be >= 44 and writer_queue_max_bytes >= 1")
         if self.tls.enabled and (self.tls.cert_path is None or self.tls.key_path is None):

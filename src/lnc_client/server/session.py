@@ -346,6 +346,9 @@ class Session(asyncio.BufferedProtocol):
             if head.acks:
                 transport.write(self._ack_bytes(head.acks))
             chunks.popleft()
+            self._last_activity = self._loop.time()
+            if not chunks and self._idle_timer is None and self._state.config.idle_timeout_secs:
+                self._arm_idle_timer(self._state.config.idle_timeout_secs)
         if (self._eof or self._closing) and not self._busy:
             transport.close()
 
@@ -395,10 +398,18 @@ class Session(asyncio.BufferedProtocol):
         self._idle_timer = self._loop.call_later(delay, self._check_idle)
 
     def _check_idle(self) -> None:
+        """Close after `idle_timeout_secs` without input or anything owed; else wait again.
+
+        Time owed to the peer does not count: while something is owed the timer is off, and
+        `_write_owed` arms it again once the last Ack is out.
+        """
         timeout = self._state.config.idle_timeout_secs
+        if self._chunks or self._busy:
+            self._idle_timer = None
+            return
         idle = self._loop.time() - self._last_activity
-        if idle >= timeout and not self._chunks and not self._busy:
+        if idle >= timeout:
             if self._transport is not None:
                 self._transport.close()
             return
-        self._arm_idle_timer(max(timeout - idle, 0.01))
+        self._arm_idle_timer(timeout - idle)

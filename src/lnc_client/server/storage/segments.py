@@ -338,7 +338,9 @@ class TopicLog:
         """After a failed write: cut the active segment back to its durable size.
 
         If even that fails, the active segment is closed for writing so that the next write
-        starts a fresh one; readers never see the unsynced bytes either way.
+        starts a fresh one after it. Its durable bytes stay readable where they were (offsets
+        do not move); it keeps its active name, so the next start recovers it, cutting a torn
+        tail. Readers never see the unsynced bytes.
         """
         self.dirty = False
         if self._fd is None or self._written == self._synced:
@@ -347,9 +349,7 @@ class TopicLog:
             os.ftruncate(self._fd, self._synced)
             self._written = self._synced
         except OSError:
-            os.close(self._fd)
-            self._fd = None
-            self._active = None
+            self._abandon_active()
             raise
 
     def close(self) -> None:
@@ -398,6 +398,22 @@ class TopicLog:
         self._active = SegmentView(index, start_ns, None, 0, path, SegmentFile(path))
         self._written = self._synced = self._batches = 0
         self._dir_dirty = self.dirty = True
+
+    def _abandon_active(self) -> None:
+        active = self._active
+        assert self._fd is not None
+        assert active is not None
+        os.close(self._fd)
+        self._fd = None
+        self._closed.append(
+            SegmentView(
+                active.start_index, active.start_ns, None, self._synced, active.path, active.file
+            )
+        )
+        self._next_index = active.start_index + max(self._batches, 1)
+        self._active = None
+        self._written = self._synced = self._batches = 0
+        self._publish()
 
     def _write(self, group: list[Buffer]) -> None:
         assert self._fd is not None
