@@ -301,3 +301,48 @@ async def test_idle_timer_waits_once_for_pending_acks(
         assert time.monotonic() - acked >= 0.05  # idle counted from the Ack, not from the read
         await conn.close()
     assert len(checks) <= 4, f"the idle timer woke {len(checks)} times"
+
+
+async def _closed_within(port: int, context: ssl.SSLContext | None, bound: float) -> bool:
+    """Connect; True once the server closes (or refuses) the connection, False if it stays."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, ssl=context), bound
+        )
+    except (OSError, TimeoutError):  # refused or reset during the handshake: closed
+        return True
+    try:
+        await asyncio.wait_for(reader.read(), bound)
+    except TimeoutError:
+        return False
+    except OSError:  # reset (ssl.SSLError is an OSError)
+        pass
+    writer.transport.abort()
+    return True
+
+
+@pytest.mark.parametrize("use_tls", [False, True], ids=["tcp", "tls"])
+async def test_connections_accepted_while_stopping_are_all_closed(
+    tmp_path: Path, use_tls: bool
+) -> None:
+    context: ssl.SSLContext | None = None
+    tls: TlsConfig | None = None
+    if use_tls:
+        if shutil.which("openssl") is None:
+            pytest.skip("needs the openssl command")
+        ca_key, ca_cert = _make_cert(tmp_path, "ca")
+        key, cert = _make_cert(tmp_path, "server", (ca_key, ca_cert))
+        tls = TlsConfig(enabled=True, cert_path=cert, key_path=key)
+        context = ssl.create_default_context(cafile=ca_cert)
+        context.check_hostname = False
+    server = LanceServer(tmp_path / "d", port=0, tls=tls)
+    for delay in (0.0, 0.001, 0.003, 0.006, 0.01):
+        await server.start()
+        clients = [
+            asyncio.create_task(_closed_within(server.port, context, 1.5)) for _ in range(40)
+        ]
+        await asyncio.sleep(delay)
+        await server.stop()
+        closed = await asyncio.gather(*clients)
+        assert server.connection_count == 0
+        assert all(closed), f"{closed.count(False)} connections stayed open after stop()"

@@ -270,26 +270,30 @@ class LanceServer:
         if listener is None or state is None:
             return
         self._listener = None
+        state.stopping = True  # before close: a connection made from now on is dropped
         listener.close()
         if self._retention_task is not None:
             self._retention_task.cancel()
             await asyncio.gather(self._retention_task, return_exceptions=True)
             self._retention_task = None
-        sessions = list(self._sessions)
-        for session in sessions:
-            session.shutdown()
-        if sessions:
-            _done, pending = await asyncio.wait([s.closed for s in sessions], timeout=self._grace)
-            for session in sessions:
-                if not session.closed.done():
-                    session.abort()
-            if pending:
-                await asyncio.wait(pending, timeout=self._grace)
+        while self._sessions:
+            await self._close_sessions(list(self._sessions))
         await listener.wait_closed()
         try:
             await self._close_storage(state)
         finally:
             self._state = None
+
+    async def _close_sessions(self, sessions: list[Session]) -> None:
+        """Let sessions finish what they owe for up to the grace period, then abort the rest."""
+        for session in sessions:
+            session.shutdown()
+        _done, pending = await asyncio.wait([s.closed for s in sessions], timeout=self._grace)
+        for session in sessions:
+            if not session.closed.done():
+                session.abort()
+        if pending:
+            await asyncio.wait(pending, timeout=self._grace)
 
     async def restart(self) -> None:
         """Stop, then start again on the same port and data directory."""

@@ -113,6 +113,7 @@ class ServerState:
         faults: The current fault switches (replaced at runtime by `LanceServer.faults`).
         committed: CommitOffset values by (topic_id, consumer_id).
         subscriptions: Subscribe positions by (topic_id, consumer_id).
+        stopping: Set when `stop()` begins; a connection that arrives later is dropped at once.
     """
 
     config: ServerConfig
@@ -122,6 +123,7 @@ class ServerState:
     faults: FaultConfig
     committed: dict[tuple[int, int], int] = field(default_factory=dict)
     subscriptions: dict[tuple[int, int], int] = field(default_factory=dict)
+    stopping: bool = False
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Coroutine
+from functools import partial
 from typing import Final
 
 from lnc_client.errors import InvalidFrameError
@@ -51,6 +52,10 @@ _UNKNOWN_TOPIC: Final = error_frame("Unknown topic")
 _INGEST: Final = FrameType.INGEST
 _CONTROL: Final = FrameType.CONTROL
 _KEEPALIVE: Final = FrameType.KEEPALIVE
+
+
+def _close_coroutine(coroutine: Coroutine[None, None, Reply], _: asyncio.Task[None]) -> None:
+    coroutine.close()
 
 
 class _Chunk:
@@ -118,9 +123,16 @@ class Session(asyncio.BufferedProtocol):
     # --- asyncio protocol callbacks -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Start reading; set the send buffer's high-water mark and the idle timer."""
+        """Start reading; set the send buffer's high-water mark and the idle timer.
+
+        A connection accepted before the server began to stop but made only after (a TLS
+        handshake, or just a later loop turn) is dropped at once: `stop()` no longer sees it.
+        """
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        if self._state.stopping:
+            transport.abort()
+            return
         self._live.add(self)
         transport.set_write_buffer_limits(high=self._state.config.write_buffer_high_bytes)
         self._last_activity = self._loop.time()
@@ -223,6 +235,8 @@ class Session(asyncio.BufferedProtocol):
                 task = self._loop.create_task(self._resume(chunk, frames, index + 1, fault, result))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+                # a task cancelled before its first step never awaits `result`: close it
+                task.add_done_callback(partial(_close_coroutine, result))
                 return
             elif kind is _KEEPALIVE:
                 self._reply(chunk, [KEEPALIVE_FRAME])
