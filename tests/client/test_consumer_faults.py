@@ -7,6 +7,7 @@ In every test each acknowledged record is consumed exactly once and in order, an
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from lnc_client import operations
 from lnc_client.config import ReconnectConfig
 from lnc_client.connection import Connection
 from lnc_client.consumer import PollResult, StandaloneConsumer
-from lnc_client.errors import ConnectionError, LanceError, TimeoutError
+from lnc_client.errors import ConnectionError, TimeoutError
 from lnc_client.protocol.records import encode_values
 from lnc_client.server import FaultConfig, LanceServer
 
@@ -144,12 +145,11 @@ async def test_the_server_dropping_connections_after_n_frames(server: LanceServe
 async def test_server_restart_under_load(server: LanceServer) -> None:
     """A producer writes batch after batch while the server stops and starts again.
 
-    A batch whose ack does not come within 1 s counts as unacknowledged: a connection accepted
-    by the server just as `stop()` begins can be left on the stopped server without an answer
-    (reported to the server's owner), and the producer must not wait for it forever.
+    A batch whose connection is lost (refused, reset, or closed by the stopping server) is sent
+    again until it is acked; the server never leaves a connection open without an answer, so
+    every batch ends acked and every acked record is consumed exactly once, in order.
     """
     acked: list[int] = []
-    unacked: list[int] = []
     stop = asyncio.Event()
 
     def batch_values(number: int) -> list[bytes]:
@@ -159,14 +159,15 @@ async def test_server_restart_under_load(server: LanceServer) -> None:
         number = 0
         while not stop.is_set():
             number += 1
-            try:
-                payload = encode_values(batch_values(number))
-                await ingest(server.address, [payload], timeout=1.0)
-            except (LanceError, OSError, TimeoutError):
-                unacked.append(number)
-                await asyncio.sleep(0.01)
-            else:
-                acked.append(number)
+            payload = encode_values(batch_values(number))
+            while True:
+                try:
+                    await ingest(server.address, [payload])
+                except builtins.ConnectionError:  # lost before the ack: send it again
+                    await asyncio.sleep(0.01)
+                else:
+                    acked.append(number)
+                    break
 
     config = make_config(max_fetch_bytes=200)
     async with StandaloneConsumer(server.address, config) as consumer:
@@ -180,14 +181,10 @@ async def test_server_restart_under_load(server: LanceServer) -> None:
             stop.set()
             await asyncio.wait_for(producing, TIMEOUT)
         await polls.until(len(acked) * 5)
-        while (result := await consumer.poll(timeout=0.2)) is not None:
-            polls.results.append(result)
+        assert await consumer.poll(timeout=0.2) is None
         assert consumer.reconnects >= 1
-    consumed = values_of(polls.results)
-    assert len(consumed) == len(set(consumed))
-    batches = sorted({int(value[1:5]) for value in consumed})
-    assert set(acked) <= set(batches) <= set(acked) | set(unacked)
-    assert consumed == [v for number in batches for v in batch_values(number)]
+    assert acked == list(range(1, len(acked) + 1))
+    assert values_of(polls.results) == [v for number in acked for v in batch_values(number)]
     assert_contiguous(polls.results)
 
 
