@@ -8,7 +8,6 @@ acknowledged batch is stored intact, in order, with no torn record.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import struct
@@ -102,22 +101,41 @@ async def test_fifty_connections_every_byte_accounted_for(tmp_path: Path) -> Non
         await reader.close()
 
 
-async def _start_process(data_dir: Path) -> tuple[asyncio.subprocess.Process, int]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lnc_client.server",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        "0",
-        "--segment-max-bytes",
-        str(2 * 1024 * 1024),
+def _spawn(data_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lnc_client.server",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            "0",
+            "--segment-max-bytes",
+            str(2 * 1024 * 1024),
+        ],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    """Kill the process if it still runs, wait for it (bounded) and close its pipe."""
+    if process.poll() is None:
+        process.kill()
+    process.wait(10)
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), 20)
+    process.stdout.close()
+
+
+async def _start_process(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    process = await asyncio.to_thread(_spawn, data_dir)
+    assert process.stdout is not None
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 20)
+    except BaseException:
+        await asyncio.to_thread(_reap, process)
+        raise
     assert line.startswith(b"listening on 127.0.0.1:"), line
     return process, int(line.rsplit(b":", 1)[1])
 
@@ -155,15 +173,12 @@ async def test_sigkill_during_heavy_ingest_loses_no_acked_batch(tmp_path: Path) 
         tasks = [asyncio.create_task(producer(i)) for i in range(4)]
         while sum(len(a) for a in acked.values()) < 400:
             await asyncio.sleep(0.01)
-        assert process.returncode is None, "the server died before the kill"
+        assert process.poll() is None, "the server died before the kill"
         process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(asyncio.gather(*tasks), TIMEOUT)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
-    # asyncio may report 255 when its child watcher loses the race for the exit status
-    assert process.returncode in (-signal.SIGKILL, 255)
+        await asyncio.to_thread(_reap, process)
+    assert process.returncode == -signal.SIGKILL
 
     async with LanceServer(tmp_path, port=0) as server:
         reader = await RawConn.open(server.port)
