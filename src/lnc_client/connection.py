@@ -39,7 +39,6 @@ import asyncio
 import builtins
 import logging
 import socket
-import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,7 +68,7 @@ from lnc_client.protocol.frame import (
     FrameType,
     build_control_frame,
     classify,
-    encode_header,
+    header_for,
 )
 
 __all__ = ["Connection", "IngestCallback"]
@@ -371,18 +370,18 @@ class Connection:
                 f"batch id {batch_id} is the consumer id of a pending Unsubscribe: "
                 "its Ack could not be told apart"
             )
-        length = len(payload)
-        header = encode_header(
+        header = header_for(
             Flag.BATCH_MODE,
+            payload,
             batch_id=batch_id,
             timestamp_ns=timestamp_ns,
             record_count=record_count,
-            payload_length=length,
-            payload_crc=zlib.crc32(payload) if length else 0,
             topic_id=topic_id,
         )
         seq = (
-            self._write(header + payload) if length < _JOIN_BELOW else self._write(header, payload)
+            self._write(header + payload)
+            if len(payload) < _JOIN_BELOW
+            else self._write(header, payload)
         )
         entry = _InFlight(batch_id, seq, on_done)
         self._in_flight.append(entry)

@@ -51,6 +51,7 @@ __all__ = [
     "encode_frame",
     "encode_header",
     "header_crc",
+    "header_for",
 ]
 
 MAGIC: Final = b"LANC"
@@ -335,6 +336,39 @@ def encode_header(
     )
 
 
+def header_for(
+    flags: int,
+    payload: bytes | bytearray | memoryview,
+    *,
+    batch_id: int = 0,
+    timestamp_ns: int = 0,
+    record_count: int = 0,
+    topic_id: int = 0,
+) -> bytes:
+    """Return the 44-byte header for `payload` (its length and CRC filled in), not the payload.
+
+    Lets a caller write a large payload after its header without copying it into one frame.
+
+    Args:
+        flags: The flags byte.
+        payload: The payload that will follow the header.
+        batch_id: Batch id, or the command code of a control frame.
+        timestamp_ns: Nanosecond timestamp.
+        record_count: Record count.
+        topic_id: Target topic.
+    """
+    length = len(payload)
+    return encode_header(
+        flags,
+        batch_id=batch_id,
+        timestamp_ns=timestamp_ns,
+        record_count=record_count,
+        payload_length=length,
+        payload_crc=zlib.crc32(payload) if length else 0,
+        topic_id=topic_id,
+    )
+
+
 def encode_frame(
     flags: int,
     payload: bytes | bytearray | memoryview = b"",
@@ -354,19 +388,15 @@ def encode_frame(
         record_count: Record count.
         topic_id: Target topic.
     """
-    length = len(payload)
-    return (
-        encode_header(
-            flags,
-            batch_id=batch_id,
-            timestamp_ns=timestamp_ns,
-            record_count=record_count,
-            payload_length=length,
-            payload_crc=zlib.crc32(payload) if length else 0,
-            topic_id=topic_id,
-        )
-        + payload
+    header = header_for(
+        flags,
+        payload,
+        batch_id=batch_id,
+        timestamp_ns=timestamp_ns,
+        record_count=record_count,
+        topic_id=topic_id,
     )
+    return header + payload
 
 
 def build_ingest_frame(
