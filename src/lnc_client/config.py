@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Self
 
 from lnc_client.errors import validate_topic_name
+from lnc_client.protocol.control import RetentionInfo, TopicInfo
 from lnc_client.protocol.frame import DEFAULT_PORT, MAX_PAYLOAD_SIZE
 
 __all__ = [
@@ -29,8 +30,10 @@ __all__ = [
     "ConnectionOptions",
     "ProducerConfig",
     "ReconnectConfig",
+    "RetentionInfo",
     "SeekPosition",
     "StandaloneConfig",
+    "TopicInfo",
     "parse_address",
 ]
 
