@@ -1,5 +1,6 @@
-"""ConnectionManager: deadlines while another caller reconnects, close() during a connect, and
-the retry bound, against small stub servers on 127.0.0.1.
+"""ConnectionManager: deadlines while another caller reconnects, close() during a connect, the
+retry bound (against small stub servers on 127.0.0.1), seed failover with DNS names, and
+NOT_LEADER redirects (against embedded servers).
 """
 
 from __future__ import annotations
@@ -8,15 +9,18 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
 from lnc_client import operations as ops
 from lnc_client.config import ConnectionOptions, ReconnectConfig
-from lnc_client.errors import ConnectionError, ForwardFailedError, TimeoutError
+from lnc_client.connection import Connection
+from lnc_client.errors import ConnectionError, ForwardFailedError, NotLeaderError, TimeoutError
 from lnc_client.protocol import control
 from lnc_client.protocol.frame import ControlCommand, FrameDecoder, build_control_frame
 from lnc_client.reconnect import ConnectionManager
+from lnc_client.server import LanceServer
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -134,3 +138,37 @@ async def test_call_retries_at_most_max_attempts_times() -> None:
         assert requests > 3  # max_attempts=0: retried until the call's timeout
         await manager.close()
         await unbounded.close()
+
+
+async def test_seeds_are_tried_in_turn_and_dns_names_resolve(tmp_path: Path) -> None:
+    async with LanceServer(tmp_path, port=0) as server:
+        seeds = [refused_address(), f"localhost:{server.port}"]
+        manager = ConnectionManager(seeds, options(), ReconnectConfig(base_delay_ms=1))
+        conn = await manager.get()
+        assert str(conn.address) == f"localhost:{server.port}"
+        assert await ops.list_topics(conn) == []
+        await manager.close()
+
+
+async def test_not_leader_redirect_is_followed(tmp_path: Path) -> None:
+    async with (
+        LanceServer(tmp_path / "follower", port=0) as follower,
+        LanceServer(tmp_path / "leader", port=0) as leader,
+    ):
+        manager = ConnectionManager([follower.address], options(), ReconnectConfig(base_delay_ms=1))
+        asked: list[str] = []
+
+        async def status(conn: Connection) -> str:
+            asked.append(str(conn.address))
+            if str(conn.address) == follower.address:
+                raise NotLeaderError(
+                    leader.address, server_text=f"NOT_LEADER: redirect to {leader.address}"
+                )
+            return (await ops.cluster_status(conn)).mode or ""
+
+        assert await manager.call(status, timeout=5.0) == "standalone"
+        assert asked == [follower.address, leader.address]
+        current = manager.current
+        assert current is not None
+        assert str(current.address) == leader.address
+        await manager.close()
