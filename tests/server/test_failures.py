@@ -23,6 +23,7 @@ from lnc_client.protocol.control import (
     create_topic_payload,
     create_topic_with_retention_payload,
     fetch_payload,
+    set_retention_payload,
 )
 from lnc_client.protocol.frame import (
     HEADER_SIZE,
@@ -35,6 +36,7 @@ from lnc_client.protocol.frame import (
 from lnc_client.server import LanceServer, ServerConfig, ServerThread
 from lnc_client.server import app as app_module
 from lnc_client.server.storage import segments
+from lnc_client.server.storage.topics import TopicRegistry
 
 from .conftest import RawConn
 
@@ -235,4 +237,26 @@ async def test_a_failed_delete_leaves_memory_as_the_disk_is_after_restart(
         assert after == exists
         topics = await ask(conn, C.LIST_TOPICS)
         assert (b'"name":"t"' in topics) == exists
+        await conn.close()
+
+
+async def test_a_failed_set_retention_leaves_memory_as_the_disk_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with LanceServer(tmp_path, port=0, segment_max_bytes=8) as server:
+        conn = await RawConn.open(server.port)
+        assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+        for batch_id in (1, 2, 3):
+            await conn.send(ingest(batch_id))
+            assert await conn.read_frame() == build_ack_frame(batch_id)
+
+        def denied(self: TopicRegistry, topic: object) -> None:
+            raise OSError(errno.EACCES, "Permission denied")
+
+        monkeypatch.setattr(TopicRegistry, "write_metadata", denied)
+        reply = await ask(conn, C.SET_RETENTION, set_retention_payload(1, 0, 0))
+        assert reply == error_reply("I/O error: Permission denied (os error 13)")
+        assert await server.run_retention() == 0  # the refused limits are not in force
+        fetched = await ask(conn, C.FETCH, fetch_payload(1, 0, 100))
+        assert fetched[HEADER_SIZE + 16 :] == RECORD * 3
         await conn.close()

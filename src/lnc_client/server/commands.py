@@ -311,12 +311,16 @@ class Commands:
         topic = registry.by_id.get(request.topic_id)
         if topic is None:
             return error_frame(f"Configuration error: Topic {request.topic_id} not found")
-        topic.retention = RetentionInfo(request.max_age_secs, request.max_bytes)
+        previous = topic.retention
+        wanted = RetentionInfo(request.max_age_secs, request.max_bytes)
+        topic.retention = wanted
 
         async def persist() -> Reply:
             try:
                 await self._state.writer.call(lambda: registry.write_metadata(topic))
             except OSError as error:
+                if topic.retention is wanted:  # memory follows the disk, unless changed since
+                    topic.retention = previous
                 return error_frame(_io_error_text(error))
             body = retention_json(request.topic_id, request.max_age_secs, request.max_bytes)
             return _control(ControlCommand.TOPIC_RESPONSE, body)
