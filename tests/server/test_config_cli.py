@@ -128,3 +128,8 @@ def test_server_thread_takes_exactly_the_lance_server_arguments() -> None:
     assert [(p.name, p.kind, p.default) for p in thread.values()] == [
         (p.name, p.kind, p.default) for p in server.values()
     ]
+
+
+def test_an_unknown_server_option_is_refused_not_ignored(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="prt"):
+        LanceServer(tmp_path, prt=0)  # type: ignore[call-arg]

@@ -13,7 +13,7 @@ logs, the group-commit writer, recovery, retention). The server imports `protoco
 never the client modules.
 """
 
-from lnc_client.server.app import LanceServer, ServerThread
+from lnc_client.server.app import LanceServer, ServerOptions, ServerThread
 from lnc_client.server.config import (
     AuthConfig,
     ConfigError,
@@ -29,6 +29,7 @@ __all__ = [
     "FaultConfig",
     "LanceServer",
     "ServerConfig",
+    "ServerOptions",
     "ServerThread",
     "TlsConfig",
     "load_config",

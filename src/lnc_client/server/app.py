@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypeVar
+from typing import Final, TypedDict, TypeVar, Unpack
 
 from lnc_client.server.commands import Commands, ServerState
 from lnc_client.server.config import AuthConfig, ConfigError, FaultConfig, ServerConfig, TlsConfig
@@ -30,7 +30,7 @@ from lnc_client.server.storage.retention import apply_retention
 from lnc_client.server.storage.topics import TopicRegistry
 from lnc_client.server.storage.writer import GroupCommitWriter
 
-__all__ = ["LanceServer", "ServerThread"]
+__all__ = ["LanceServer", "ServerOptions", "ServerThread"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,39 +39,47 @@ _STORAGE_CLOSE_TIMEOUT: Final = 30.0
 """Bound on closing the segments at stop (syncs and renames) and on joining the writer."""
 
 
+class ServerOptions(TypedDict, total=False):
+    """Keyword options of `LanceServer` and `ServerThread`; each overrides its `ServerConfig` field.
+
+    Attributes:
+        host: Listen address.
+        port: TCP port; 0 picks a free one (kept across `restart()`).
+        segment_max_bytes: Segment rotation size.
+        retention_interval_secs: Seconds between retention passes.
+        auth_tokens: Turn token auth on with these tokens.
+        faults: Initial fault switches (see `FaultConfig`).
+        tls: TLS settings.
+        idle_timeout_secs: Close connections idle this long (0: never, the real behaviour).
+    """
+
+    host: str
+    port: int
+    segment_max_bytes: int
+    retention_interval_secs: float
+    auth_tokens: Iterable[str]
+    faults: FaultConfig
+    tls: TlsConfig
+    idle_timeout_secs: float
+
+
 def _build_config(
     data_dir: str | os.PathLike[str] | None,
     config: ServerConfig | None,
-    *,
-    host: str | None,
-    port: int | None,
-    segment_max_bytes: int | None,
-    retention_interval_secs: float | None,
-    auth_tokens: Iterable[str] | None,
-    faults: FaultConfig | None,
-    tls: TlsConfig | None,
-    idle_timeout_secs: float | None,
+    options: ServerOptions,
 ) -> ServerConfig:
     if config is None:
         if data_dir is None:
             raise TypeError("LanceServer needs data_dir or config")
         config = ServerConfig(data_dir=Path(data_dir))
     changes: dict[str, object] = {
-        key: value
-        for key, value in {
-            "data_dir": Path(data_dir) if data_dir is not None else None,
-            "host": host,
-            "port": port,
-            "segment_max_bytes": segment_max_bytes,
-            "retention_interval_secs": retention_interval_secs,
-            "faults": faults,
-            "tls": tls,
-            "idle_timeout_secs": idle_timeout_secs,
-        }.items()
-        if value is not None
+        key: value for key, value in options.items() if key != "auth_tokens" and value is not None
     }
-    if auth_tokens is not None:
-        changes["auth"] = AuthConfig(enabled=True, tokens=tuple(auth_tokens))
+    if data_dir is not None:
+        changes["data_dir"] = Path(data_dir)
+    tokens = options.get("auth_tokens")
+    if tokens is not None:
+        changes["auth"] = AuthConfig(enabled=True, tokens=tuple(tokens))
     return config.with_changes(**changes) if changes else config
 
 
@@ -98,15 +106,9 @@ class LanceServer:
     Args:
         data_dir: The data directory (may be omitted when `config` is given).
         config: A full configuration.
-        host: Listen address.
-        port: TCP port; 0 picks a free one (kept across `restart()`).
-        segment_max_bytes: Segment rotation size.
-        retention_interval_secs: Seconds between retention passes.
-        auth_tokens: Turn token auth on with these tokens.
-        faults: Initial fault switches (see `FaultConfig`).
-        tls: TLS settings.
-        idle_timeout_secs: Close connections idle this long (0: never, the real behaviour).
         shutdown_grace_secs: How long `stop()` waits for connections to finish their Acks.
+        **options: `ServerOptions` (host, port, segment_max_bytes, retention_interval_secs,
+            auth_tokens, faults, tls, idle_timeout_secs), overriding the config's fields.
     """
 
     def __init__(
@@ -114,28 +116,10 @@ class LanceServer:
         data_dir: str | os.PathLike[str] | None = None,
         *,
         config: ServerConfig | None = None,
-        host: str | None = None,
-        port: int | None = None,
-        segment_max_bytes: int | None = None,
-        retention_interval_secs: float | None = None,
-        auth_tokens: Iterable[str] | None = None,
-        faults: FaultConfig | None = None,
-        tls: TlsConfig | None = None,
-        idle_timeout_secs: float | None = None,
         shutdown_grace_secs: float = 5.0,
+        **options: Unpack[ServerOptions],
     ) -> None:
-        self._config = _build_config(
-            data_dir,
-            config,
-            host=host,
-            port=port,
-            segment_max_bytes=segment_max_bytes,
-            retention_interval_secs=retention_interval_secs,
-            auth_tokens=auth_tokens,
-            faults=faults,
-            tls=tls,
-            idle_timeout_secs=idle_timeout_secs,
-        )
+        self._config = _build_config(data_dir, config, options)
         self._faults = self._config.faults
         self._grace = shutdown_grace_secs
         self._port = self._config.port
@@ -365,28 +349,11 @@ class ServerThread:
         data_dir: str | os.PathLike[str] | None = None,
         *,
         config: ServerConfig | None = None,
-        host: str | None = None,
-        port: int | None = None,
-        segment_max_bytes: int | None = None,
-        retention_interval_secs: float | None = None,
-        auth_tokens: Iterable[str] | None = None,
-        faults: FaultConfig | None = None,
-        tls: TlsConfig | None = None,
-        idle_timeout_secs: float | None = None,
         shutdown_grace_secs: float = 5.0,
+        **options: Unpack[ServerOptions],
     ) -> None:
         self._server = LanceServer(
-            data_dir,
-            config=config,
-            host=host,
-            port=port,
-            segment_max_bytes=segment_max_bytes,
-            retention_interval_secs=retention_interval_secs,
-            auth_tokens=auth_tokens,
-            faults=faults,
-            tls=tls,
-            idle_timeout_secs=idle_timeout_secs,
-            shutdown_grace_secs=shutdown_grace_secs,
+            data_dir, config=config, shutdown_grace_secs=shutdown_grace_secs, **options
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
