@@ -14,11 +14,15 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
+from lnc_client import operations
+from lnc_client.connection import Connection
 from lnc_client.errors import InvalidFrameError
 from lnc_client.protocol.frame import FrameDecoder, FrameType
+from lnc_client.server import LanceServer
 
 
 async def wait_for(condition: Callable[[], object], timeout: float = 2.0) -> None:
@@ -154,3 +158,16 @@ async def proxy() -> AsyncIterator[Callable[[str], Awaitable[TcpProxy]]]:
     for instance in started:
         with contextlib.suppress(OSError):
             await instance.stop()
+
+
+@pytest.fixture
+async def events_server(tmp_path: Path) -> AsyncIterator[LanceServer]:
+    """An embedded server on an ephemeral port with one topic, id 1, named 'events'."""
+    async with LanceServer(tmp_path / "data", port=0) as running:
+        conn = await Connection.open(running.address)
+        try:
+            topic = await operations.create_topic(conn, "events")
+        finally:
+            await conn.close()
+        assert topic.id == 1
+        yield running

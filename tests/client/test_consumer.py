@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -124,18 +124,6 @@ VALUES = [b"value-%03d" % n for n in range(30)]
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[LanceServer]:
-    async with LanceServer(tmp_path / "data", port=0) as running:
-        conn = await Connection.open(running.address)
-        try:
-            topic = await operations.create_topic(conn, "events")
-        finally:
-            await conn.close()
-        assert topic.id == 1
-        yield running
-
-
-@pytest.fixture
 def fetches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Every Fetch the consumer sends, as (start_offset, max_bytes), tail fetches included."""
     seen: list[tuple[int, int]] = []
@@ -152,11 +140,13 @@ def fetches(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
 
 async def test_contract_example_runs_verbatim(
-    server: LanceServer, capsys: pytest.CaptureFixture[str]
+    events_server: LanceServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await ingest(server.address, [encode_records([TlvRecord.raw(b"hi"), TlvRecord.json(b"{}")])])
+    await ingest(
+        events_server.address, [encode_records([TlvRecord.raw(b"hi"), TlvRecord.json(b"{}")])]
+    )
     consumer = await StandaloneConsumer.connect(
-        server.address, StandaloneConfig(consumer_name="my-app", topic_id=1)
+        events_server.address, StandaloneConfig(consumer_name="my-app", topic_id=1)
     )
     result = await consumer.poll()  # None when there is nothing new
     assert result is not None
@@ -169,10 +159,12 @@ async def test_contract_example_runs_verbatim(
 
 
 async def test_poll_delivers_everything_once_in_order_with_exact_offsets(
-    server: LanceServer,
+    events_server: LanceServer,
 ) -> None:
-    await ingest_values(server.address, VALUES)
-    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=100)) as consumer:
+    await ingest_values(events_server.address, VALUES)
+    async with StandaloneConsumer(
+        events_server.address, make_config(max_fetch_bytes=100)
+    ) as consumer:
         results = await drain(consumer, 30)
         assert values_of(results) == VALUES
         assert_contiguous(results)
@@ -185,25 +177,27 @@ async def test_poll_delivers_everything_once_in_order_with_exact_offsets(
         assert consumer.current_offset == 420
 
 
-async def test_empty_and_zero_length_records_and_nulls(server: LanceServer) -> None:
+async def test_empty_and_zero_length_records_and_nulls(events_server: LanceServer) -> None:
     records = [
         TlvRecord.raw(b""),
         TlvRecord.null(),
         TlvRecord.key_value("k", b"v"),
         TlvRecord.raw(b"x"),
     ]
-    await ingest(server.address, [encode_records(records)])
-    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=6)) as consumer:
+    await ingest(events_server.address, [encode_records(records)])
+    async with StandaloneConsumer(
+        events_server.address, make_config(max_fetch_bytes=6)
+    ) as consumer:
         results = await drain(consumer, 4)
     assert [r for result in results for r in result.records] == records
     assert_contiguous(results)
 
 
-async def test_compressed_envelopes_are_opened(server: LanceServer) -> None:
+async def test_compressed_envelopes_are_opened(events_server: LanceServer) -> None:
     inner = [b"compressible " * 20 + b"%d" % n for n in range(50)]
     envelope = compress_records(encode_values(inner))
-    await ingest(server.address, [envelope, encode_values([b"plain"])])
-    async with StandaloneConsumer(server.address, make_config()) as consumer:
+    await ingest(events_server.address, [envelope, encode_values([b"plain"])])
+    async with StandaloneConsumer(events_server.address, make_config()) as consumer:
         results = await drain(consumer, 51)
     assert values_of(results) == [*inner, b"plain"]
     assert results[0].data == envelope + encode_values([b"plain"])
@@ -212,16 +206,18 @@ async def test_compressed_envelopes_are_opened(server: LanceServer) -> None:
 
 @pytest.mark.parametrize("compression", [False, True])
 async def test_records_from_the_producer_arrive_in_order(
-    server: LanceServer, compression: bool
+    events_server: LanceServer, compression: bool
 ) -> None:
     values = [b"event %04d " % n + b"x" * (n % 50) for n in range(500)]
     config = ProducerConfig(compression=compression, batch_size=4096, linger_ms=1)
-    async with Producer(server.address, config) as producer:
+    async with Producer(events_server.address, config) as producer:
         for value in values[:250]:
             await producer.send_async(1, value)
         await producer.send_batch(1, values[250:])
         await producer.flush()
-    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=1000)) as consumer:
+    async with StandaloneConsumer(
+        events_server.address, make_config(max_fetch_bytes=1000)
+    ) as consumer:
         results = await drain(consumer, 500)
         assert values_of(results) == values
         stored = sum(len(r.data) for r in results)
@@ -230,15 +226,17 @@ async def test_records_from_the_producer_arrive_in_order(
 
 
 @pytest.mark.parametrize("where", ["server", "client"])
-async def test_seven_byte_windows_split_every_record(server: LanceServer, where: str) -> None:
+async def test_seven_byte_windows_split_every_record(
+    events_server: LanceServer, where: str
+) -> None:
     values = [bytes([n]) * (n % 23) for n in range(60)]
-    await ingest_values(server.address, values, per_batch=7)
+    await ingest_values(events_server.address, values, per_batch=7)
     if where == "server":
-        server.faults = FaultConfig(max_fetch_bytes=7)
+        events_server.faults = FaultConfig(max_fetch_bytes=7)
         config = make_config()
     else:
         config = make_config(max_fetch_bytes=7)
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         results = await drain(consumer, 60)
         assert values_of(results) == values
         assert_contiguous(results)
@@ -254,16 +252,18 @@ async def test_seven_byte_windows_split_every_record(server: LanceServer, where:
     ],
 )
 async def test_a_record_larger_than_the_window_grows_it_then_it_shrinks_back(
-    server: LanceServer,
+    events_server: LanceServer,
     fetches: list[tuple[int, int]],
     prefetch: bool,
     expected: list[tuple[int, int]],
 ) -> None:
     """The prefetched window is sent before the tail is decoded, so it grows one window later."""
     big = bytes(range(256)) * 400
-    await ingest(server.address, [encode_values([b"a" * 10]), encode_values([big, b"b" * 10])])
+    await ingest(
+        events_server.address, [encode_values([b"a" * 10]), encode_values([big, b"b" * 10])]
+    )
     config = make_config(max_fetch_bytes=64, prefetch=prefetch)
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         results = await drain(consumer, 3)
         assert await consumer.poll(timeout=0.02) is None
     assert values_of(results) == [b"a" * 10, big, b"b" * 10]
@@ -272,18 +272,22 @@ async def test_a_record_larger_than_the_window_grows_it_then_it_shrinks_back(
 
 
 async def test_a_record_claiming_more_than_an_ingest_can_hold_is_a_protocol_error(
-    server: LanceServer,
+    events_server: LanceServer,
 ) -> None:
-    await ingest(server.address, [b"\x01\xff\xff\xff\x7f" + b"junk"])
-    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=16)) as consumer:
+    await ingest(events_server.address, [b"\x01\xff\xff\xff\x7f" + b"junk"])
+    async with StandaloneConsumer(
+        events_server.address, make_config(max_fetch_bytes=16)
+    ) as consumer:
         with pytest.raises(ProtocolError, match="claims 2147483652 bytes"):
             await consumer.poll()
         assert consumer.current_offset == 0
 
 
-async def test_seek_rewind_and_end(server: LanceServer, fetches: list[tuple[int, int]]) -> None:
-    await ingest_values(server.address, VALUES)
-    async with StandaloneConsumer(server.address, make_config()) as consumer:
+async def test_seek_rewind_and_end(
+    events_server: LanceServer, fetches: list[tuple[int, int]]
+) -> None:
+    await ingest_values(events_server.address, VALUES)
+    async with StandaloneConsumer(events_server.address, make_config()) as consumer:
         assert values_of(await drain(consumer, 30)) == VALUES
         consumer.rewind()
         assert consumer.current_offset == 0
@@ -301,7 +305,7 @@ async def test_seek_rewind_and_end(server: LanceServer, fetches: list[tuple[int,
         assert fetches[0] == (TAIL_OFFSET, 1)
         assert (TAIL_OFFSET, 1) == (2**64 - 1, 1)
         assert consumer.current_offset == 420
-        await ingest_values(server.address, [b"new"])
+        await ingest_values(events_server.address, [b"new"])
         assert values_of(await drain(consumer, 1)) == [b"new"]
         consumer.rewind()
         assert await consumer.seek_to_end_now() == 428
@@ -314,9 +318,11 @@ async def test_seek_rewind_and_end(server: LanceServer, fetches: list[tuple[int,
             consumer.seek_to(("start", 0))  # type: ignore[arg-type]
 
 
-async def test_seek_drops_a_window_in_flight(server: LanceServer) -> None:
-    await ingest_values(server.address, VALUES)
-    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=14)) as consumer:
+async def test_seek_drops_a_window_in_flight(events_server: LanceServer) -> None:
+    await ingest_values(events_server.address, VALUES)
+    async with StandaloneConsumer(
+        events_server.address, make_config(max_fetch_bytes=14)
+    ) as consumer:
         first = await consumer.poll()
         assert first is not None
         assert values_of([first]) == VALUES[:1]
@@ -325,11 +331,11 @@ async def test_seek_drops_a_window_in_flight(server: LanceServer) -> None:
 
 
 async def test_lag_is_measured_against_the_real_end(
-    server: LanceServer, fetches: list[tuple[int, int]]
+    events_server: LanceServer, fetches: list[tuple[int, int]]
 ) -> None:
-    await ingest_values(server.address, VALUES)
+    await ingest_values(events_server.address, VALUES)
     config = make_config(max_fetch_bytes=140, prefetch=False)
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         assert consumer.lag == 0
         seen = [
             (r.start_offset, r.end_offset, r.high_water_mark, r.lag)
@@ -337,7 +343,7 @@ async def test_lag_is_measured_against_the_real_end(
         ]
         assert seen == [(n * 140, n * 140 + 140, 420, 420 - n * 140 - 140) for n in range(3)]
         assert consumer.lag == 0
-        await ingest_values(server.address, VALUES[:10])
+        await ingest_values(events_server.address, VALUES[:10])
         assert consumer.lag == 0
         result = await consumer.poll()
         assert result is not None
@@ -352,11 +358,11 @@ async def test_lag_is_measured_against_the_real_end(
 
 
 async def test_catching_up_backs_off_then_raises_after_its_bound(
-    server: LanceServer, fetches: list[tuple[int, int]]
+    events_server: LanceServer, fetches: list[tuple[int, int]]
 ) -> None:
-    await ingest_values(server.address, VALUES)
+    await ingest_values(events_server.address, VALUES)
     config = make_config(catching_up_backoff_s=0.05, catching_up_timeout_s=0.3)
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         consumer.seek(5000)
         fetches.clear()
         assert await consumer.poll(timeout=0.2) is None
@@ -375,64 +381,68 @@ async def test_catching_up_backs_off_then_raises_after_its_bound(
 
 
 async def test_catching_up_without_a_bound_waits_until_the_data_is_there(
-    server: LanceServer,
+    events_server: LanceServer,
 ) -> None:
-    await ingest_values(server.address, VALUES[:2])
+    await ingest_values(events_server.address, VALUES[:2])
     config = make_config(catching_up_backoff_s=0.01, catching_up_timeout_s=None)
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         consumer.seek(42)
         for _ in range(3):
             assert await consumer.poll(timeout=0.05) is None
-        await ingest_values(server.address, VALUES[2:])
+        await ingest_values(events_server.address, VALUES[2:])
         assert values_of(await drain(consumer, 27)) == VALUES[3:]
 
 
-async def test_start_positions_and_committed_offsets(server: LanceServer, tmp_path: Path) -> None:
-    await ingest_values(server.address, VALUES)
+async def test_start_positions_and_committed_offsets(
+    events_server: LanceServer, tmp_path: Path
+) -> None:
+    await ingest_values(events_server.address, VALUES)
     store = MemoryOffsetStore()
     config = make_config(auto_commit_interval_s=None, start_position=SeekPosition.END)
-    async with StandaloneConsumer(server.address, config, store) as consumer:
+    async with StandaloneConsumer(events_server.address, config, store) as consumer:
         assert consumer.current_offset == 420
         assert consumer.committed_offset is None
     assert await store.load("app", 1, topic_name="events") is None
     config = make_config(start_offset=14 * 25)
-    async with StandaloneConsumer(server.address, config, store) as consumer:
+    async with StandaloneConsumer(events_server.address, config, store) as consumer:
         assert values_of(await drain(consumer, 5)) == VALUES[25:]
         consumer.seek(14 * 20)
         assert await consumer.commit() == 280
         assert consumer.committed_offset == 280
     assert await store.load("app", 1, topic_name="events") == 280
-    async with StandaloneConsumer(server.address, make_config(), store) as consumer:
+    async with StandaloneConsumer(events_server.address, make_config(), store) as consumer:
         assert consumer.current_offset == 280
         assert values_of(await drain(consumer, 10)) == VALUES[20:]
-    async with StandaloneConsumer(server.address, make_config("other"), store) as consumer:
+    async with StandaloneConsumer(events_server.address, make_config("other"), store) as consumer:
         assert consumer.current_offset == 0
 
 
-async def test_file_store_from_offset_dir(server: LanceServer, tmp_path: Path) -> None:
-    await ingest_values(server.address, VALUES)
+async def test_file_store_from_offset_dir(events_server: LanceServer, tmp_path: Path) -> None:
+    await ingest_values(events_server.address, VALUES)
     config = make_config("my-app", offset_dir=tmp_path / "offsets", auto_commit_interval_s=None)
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         await drain(consumer, 30)
         consumer.seek(140)
         await consumer.commit()
     assert (tmp_path / "offsets" / "my-app.topic-events.offset").read_bytes() == (
         b'{"consumer_name":"my-app","offset":140,"topic_id":1,"topic_name":"events","version":1}\n'
     )
-    consumer = await StandaloneConsumer.connect(server.address, config)
+    consumer = await StandaloneConsumer.connect(events_server.address, config)
     assert consumer.current_offset == 140
     await consumer.close()
     with pytest.raises(ValueError, match="non-empty consumer name"):
-        await StandaloneConsumer.connect(server.address, make_config("", offset_dir=tmp_path))
+        await StandaloneConsumer.connect(
+            events_server.address, make_config("", offset_dir=tmp_path)
+        )
 
 
-async def test_auto_commit_every_interval_and_on_close(server: LanceServer) -> None:
-    await ingest_values(server.address, VALUES)
+async def test_auto_commit_every_interval_and_on_close(events_server: LanceServer) -> None:
+    await ingest_values(events_server.address, VALUES)
     store = MemoryOffsetStore()
     commits: list[int] = []
     config = make_config(max_fetch_bytes=140, auto_commit_interval_s=0.3, prefetch=False)
     consumer = await StandaloneConsumer.connect(
-        server.address, config, store, on_commit=commits.append
+        events_server.address, config, store, on_commit=commits.append
     )
     assert await consumer.poll() is not None
     assert await consumer.poll() is not None
@@ -450,69 +460,71 @@ async def test_auto_commit_every_interval_and_on_close(server: LanceServer) -> N
     assert await store.load("app", 1, topic_name="events") == 420
 
 
-async def test_manual_commit_mode_never_commits_by_itself(server: LanceServer) -> None:
-    await ingest_values(server.address, VALUES)
+async def test_manual_commit_mode_never_commits_by_itself(events_server: LanceServer) -> None:
+    await ingest_values(events_server.address, VALUES)
     store = MemoryOffsetStore()
     config = make_config().with_manual_commit()
-    async with StandaloneConsumer(server.address, config, store) as consumer:
+    async with StandaloneConsumer(events_server.address, config, store) as consumer:
         await drain(consumer, 30)
     assert await store.load("app", 1, topic_name="events") is None
 
 
-async def test_server_side_subscribe_and_commit(server: LanceServer) -> None:
-    await ingest_values(server.address, VALUES)
+async def test_server_side_subscribe_and_commit(events_server: LanceServer) -> None:
+    await ingest_values(events_server.address, VALUES)
     config = make_config("svc", server_side_offsets=True, auto_commit_interval_s=None)
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         assert consumer.consumer_id == consumer_id_for("svc")
         await drain(consumer, 10)
         assert await consumer.commit() == consumer.current_offset
         committed = consumer.current_offset
-    conn = await Connection.open(server.address)
+    conn = await Connection.open(events_server.address)
     try:
         ack = await operations.subscribe(conn, 1, 0, 1024, consumer_id_for("svc"))
     finally:
         await conn.close()
     assert ack.offset == committed
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         assert consumer.current_offset == committed
     fresh = make_config("svc", server_side_offsets=True, auto_commit_interval_s=None)
-    async with StandaloneConsumer(server.address, fresh, MemoryOffsetStore()) as consumer:
+    async with StandaloneConsumer(events_server.address, fresh, MemoryOffsetStore()) as consumer:
         assert consumer.current_offset == committed
 
 
 async def test_server_side_auto_commit_is_sent_without_blocking_the_poll(
-    server: LanceServer,
+    events_server: LanceServer,
 ) -> None:
-    await ingest_values(server.address, VALUES)
+    await ingest_values(events_server.address, VALUES)
     config = make_config("auto", server_side_offsets=True, auto_commit_interval_s=0.0)
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         await drain(consumer, 30)
         assert await consumer.poll(timeout=0.05) is None
-    async with StandaloneConsumer(server.address, config, MemoryOffsetStore()) as consumer:
+    async with StandaloneConsumer(events_server.address, config, MemoryOffsetStore()) as consumer:
         assert consumer.current_offset == 420
 
 
-async def test_topic_by_name_and_by_id(server: LanceServer) -> None:
-    await ingest_values(server.address, VALUES[:3])
+async def test_topic_by_name_and_by_id(events_server: LanceServer) -> None:
+    await ingest_values(events_server.address, VALUES[:3])
     by_name = StandaloneConfig.with_topic_name("app", "events", poll_interval_ms=5)
-    async with StandaloneConsumer(server.address, by_name) as consumer:
+    async with StandaloneConsumer(events_server.address, by_name) as consumer:
         assert (consumer.topic_id, consumer.topic_name) == (1, "events")
         assert values_of(await drain(consumer, 3)) == VALUES[:3]
-    async with StandaloneConsumer(server.address, make_config()) as consumer:
+    async with StandaloneConsumer(events_server.address, make_config()) as consumer:
         assert (consumer.topic_id, consumer.topic_name) == (1, "events")
     with pytest.raises(TopicNotFoundError):
         await StandaloneConsumer.connect(
-            server.address, StandaloneConfig.with_topic_name("app", "missing")
+            events_server.address, StandaloneConfig.with_topic_name("app", "missing")
         )
     with pytest.raises(TopicNotFoundError):
-        await StandaloneConsumer.connect(server.address, make_config(topic_id=7))
+        await StandaloneConsumer.connect(events_server.address, make_config(topic_id=7))
     with pytest.raises(ValueError, match="topic_id or a topic_name"):
-        StandaloneConsumer(server.address, StandaloneConfig("app"))
+        StandaloneConsumer(events_server.address, StandaloneConfig("app"))
 
 
-async def test_async_iteration_over_records_and_batches(server: LanceServer) -> None:
-    await ingest_values(server.address, VALUES)
-    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=140)) as consumer:
+async def test_async_iteration_over_records_and_batches(events_server: LanceServer) -> None:
+    await ingest_values(events_server.address, VALUES)
+    async with StandaloneConsumer(
+        events_server.address, make_config(max_fetch_bytes=140)
+    ) as consumer:
         received: list[bytes] = []
         async with asyncio.timeout(TIMEOUT):
             async for record in consumer:
@@ -530,8 +542,8 @@ async def test_async_iteration_over_records_and_batches(server: LanceServer) -> 
         assert values_of(batches) == VALUES[25:]
 
 
-async def test_close_ends_an_iteration_and_later_calls_fail(server: LanceServer) -> None:
-    consumer = await StandaloneConsumer.connect(server.address, make_config())
+async def test_close_ends_an_iteration_and_later_calls_fail(events_server: LanceServer) -> None:
+    consumer = await StandaloneConsumer.connect(events_server.address, make_config())
     received: list[TlvRecord] = []
 
     async def iterate() -> None:
@@ -549,8 +561,8 @@ async def test_close_ends_an_iteration_and_later_calls_fail(server: LanceServer)
     await consumer.close()
 
 
-async def test_misuse_is_reported(server: LanceServer) -> None:
-    consumer = StandaloneConsumer(server.address, make_config())
+async def test_misuse_is_reported(events_server: LanceServer) -> None:
+    consumer = StandaloneConsumer(events_server.address, make_config())
     with pytest.raises(RuntimeError, match="not started"):
         await consumer.poll()
     await consumer.start()
@@ -564,10 +576,10 @@ async def test_misuse_is_reported(server: LanceServer) -> None:
 
 
 async def test_cancelling_a_poll_keeps_the_consumer_consistent(
-    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+    events_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
 ) -> None:
-    await ingest_values(server.address, VALUES)
-    slow = await proxy(server.address)
+    await ingest_values(events_server.address, VALUES)
+    slow = await proxy(events_server.address)
     config = make_config(max_fetch_bytes=70)
     async with StandaloneConsumer(slow.address, config) as consumer:
         slow.delay_s = 0.25

@@ -9,14 +9,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from lnc_client import operations
 from lnc_client.config import ReconnectConfig
-from lnc_client.connection import Connection
 from lnc_client.consumer import PollResult, StandaloneConsumer
 from lnc_client.errors import ConnectionError, TimeoutError
 from lnc_client.protocol.records import encode_values
@@ -29,17 +26,6 @@ MARGIN = 0.15
 """Scheduling slack allowed on top of a poll's timeout (2 busy cores)."""
 
 VALUES = [b"record-%04d" % n for n in range(200)]
-
-
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[LanceServer]:
-    async with LanceServer(tmp_path / "data", port=0) as running:
-        conn = await Connection.open(running.address)
-        try:
-            await operations.create_topic(conn, "events")
-        finally:
-            await conn.close()
-        yield running
 
 
 class TimedPolls:
@@ -73,10 +59,10 @@ class TimedPolls:
 
 
 async def test_slow_answers_never_duplicate_or_reorder(
-    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+    events_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
 ) -> None:
-    await ingest_values(server.address, VALUES[:100])
-    slow = await proxy(server.address)
+    await ingest_values(events_server.address, VALUES[:100])
+    slow = await proxy(events_server.address)
     slow.delay_s = 0.15
     config = make_config(max_fetch_bytes=400, request_timeout_s=2.0)
     async with StandaloneConsumer(slow.address, config) as consumer:
@@ -92,12 +78,12 @@ async def test_slow_answers_never_duplicate_or_reorder(
 
 
 async def test_windows_of_seven_bytes_through_a_slow_link(
-    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+    events_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
 ) -> None:
     values = [b"x" * (n % 17) for n in range(40)]
-    await ingest_values(server.address, values, per_batch=3)
-    server.faults = FaultConfig(max_fetch_bytes=7)
-    slow = await proxy(server.address)
+    await ingest_values(events_server.address, values, per_batch=3)
+    events_server.faults = FaultConfig(max_fetch_bytes=7)
+    slow = await proxy(events_server.address)
     slow.delay_s = 0.002
     async with StandaloneConsumer(slow.address, make_config()) as consumer:
         results = await TimedPolls(consumer, timeout=0.02).until(40)
@@ -106,10 +92,10 @@ async def test_windows_of_seven_bytes_through_a_slow_link(
 
 
 async def test_connections_cut_again_and_again(
-    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+    events_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
 ) -> None:
-    await ingest_values(server.address, VALUES)
-    link = await proxy(server.address)
+    await ingest_values(events_server.address, VALUES)
+    link = await proxy(events_server.address)
     link.delay_s = 0.005
 
     async def cutter() -> None:
@@ -132,17 +118,19 @@ async def test_connections_cut_again_and_again(
         assert link.connections == consumer.reconnects + 1
 
 
-async def test_the_server_dropping_connections_after_n_frames(server: LanceServer) -> None:
-    await ingest_values(server.address, VALUES)
-    server.faults = FaultConfig(drop_after_frames=4)
-    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=150)) as consumer:
+async def test_the_server_dropping_connections_after_n_frames(events_server: LanceServer) -> None:
+    await ingest_values(events_server.address, VALUES)
+    events_server.faults = FaultConfig(drop_after_frames=4)
+    async with StandaloneConsumer(
+        events_server.address, make_config(max_fetch_bytes=150)
+    ) as consumer:
         results = await TimedPolls(consumer, timeout=0.1).until(200)
         assert values_of(results) == VALUES
         assert_contiguous(results)
         assert consumer.reconnects >= 5
 
 
-async def test_server_restart_under_load(server: LanceServer) -> None:
+async def test_server_restart_under_load(events_server: LanceServer) -> None:
     """A producer writes batch after batch while the server stops and starts again.
 
     A batch whose connection is lost (refused, reset, or closed by the stopping server) is sent
@@ -162,7 +150,7 @@ async def test_server_restart_under_load(server: LanceServer) -> None:
             payload = encode_values(batch_values(number))
             while True:
                 try:
-                    await ingest(server.address, [payload])
+                    await ingest(events_server.address, [payload])
                 except builtins.ConnectionError:  # lost before the ack: send it again
                     await asyncio.sleep(0.01)
                 else:
@@ -170,12 +158,12 @@ async def test_server_restart_under_load(server: LanceServer) -> None:
                     break
 
     config = make_config(max_fetch_bytes=200)
-    async with StandaloneConsumer(server.address, config) as consumer:
+    async with StandaloneConsumer(events_server.address, config) as consumer:
         polls = TimedPolls(consumer, timeout=0.05)
         producing = asyncio.create_task(produce())
         try:
             await polls.until(40)
-            await server.restart()
+            await events_server.restart()
             await polls.until(polls.received + 40)
         finally:
             stop.set()
@@ -189,19 +177,21 @@ async def test_server_restart_under_load(server: LanceServer) -> None:
 
 
 async def test_a_stopped_server_makes_polls_return_none_in_time_then_resume(
-    server: LanceServer,
+    events_server: LanceServer,
 ) -> None:
-    await ingest_values(server.address, VALUES[:100])
-    async with StandaloneConsumer(server.address, make_config(max_fetch_bytes=150)) as consumer:
+    await ingest_values(events_server.address, VALUES[:100])
+    async with StandaloneConsumer(
+        events_server.address, make_config(max_fetch_bytes=150)
+    ) as consumer:
         polls = TimedPolls(consumer, timeout=0.05)
         await polls.until(30)
-        await server.stop()
+        await events_server.stop()
         for _ in range(5):
             started = asyncio.get_running_loop().time()
             polls.results.extend(r for r in [await consumer.poll(0.05)] if r is not None)
             assert asyncio.get_running_loop().time() - started <= 0.05 + MARGIN
-        await server.start()
-        await ingest_values(server.address, VALUES[100:])
+        await events_server.start()
+        await ingest_values(events_server.address, VALUES[100:])
         results = await polls.until(200)
         assert values_of(results) == VALUES
         assert_contiguous(results)
@@ -217,10 +207,10 @@ async def poll_until_error(consumer: StandaloneConsumer, into: list[PollResult])
 
 
 async def test_without_auto_reconnect_a_cut_is_raised(
-    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+    events_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
 ) -> None:
-    await ingest_values(server.address, VALUES)
-    link = await proxy(server.address)
+    await ingest_values(events_server.address, VALUES)
+    link = await proxy(events_server.address)
     config = make_config(max_fetch_bytes=150, auto_reconnect=False)
     async with StandaloneConsumer(link.address, config) as consumer:
         first = await consumer.poll()
@@ -234,21 +224,23 @@ async def test_without_auto_reconnect_a_cut_is_raised(
         assert consumer.current_offset == results[-1].end_offset
 
 
-async def test_reconnect_gives_up_after_max_attempts(server: LanceServer) -> None:
-    await ingest_values(server.address, VALUES[:10])
+async def test_reconnect_gives_up_after_max_attempts(events_server: LanceServer) -> None:
+    await ingest_values(events_server.address, VALUES[:10])
     reconnect = ReconnectConfig(base_delay_ms=5, max_delay_ms=10, max_attempts=2)
-    async with StandaloneConsumer(server.address, make_config(reconnect=reconnect)) as consumer:
+    async with StandaloneConsumer(
+        events_server.address, make_config(reconnect=reconnect)
+    ) as consumer:
         await TimedPolls(consumer, timeout=0.1).until(10)
-        await server.stop()
+        await events_server.stop()
         with pytest.raises(ConnectionError, match="gave up after 2 rounds"):
             await poll_until_error(consumer, [])
         assert consumer.current_offset == 160
 
 
 async def test_start_is_bounded_by_the_connect_timeout(
-    server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+    events_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
 ) -> None:
-    slow = await proxy(server.address)
+    slow = await proxy(events_server.address)
     slow.delay_s = 0.5
     consumer = StandaloneConsumer(slow.address, make_config(connect_timeout_s=0.2))
     loop = asyncio.get_running_loop()
@@ -260,10 +252,10 @@ async def test_start_is_bounded_by_the_connect_timeout(
 
 
 async def test_connecting_to_nothing_fails_within_the_connect_timeout(
-    server: LanceServer,
+    events_server: LanceServer,
 ) -> None:
-    address = server.address
-    await server.stop()
+    address = events_server.address
+    await events_server.stop()
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(TimeoutError, match=r"took longer than 0\.2 s"):
