@@ -27,7 +27,6 @@ from lnc_client import (
     PollResult,
     Producer,
     ProducerConfig,
-    RecordType,
     StandaloneConfig,
     StandaloneConsumer,
     SubscribeAck,
@@ -303,7 +302,6 @@ async def test_d13_typed_answers_and_honest_lag(server: LanceServer) -> None:
         total = sum(5 + len(v) for v in VALUES[:100])
         assert result.high_water_mark == total
         assert result.lag == total - result.end_offset > 0
-    assert parse_address("[::1]:1993") == parse_address("[::1]:1993")
     assert (parse_address("[::1]:1993").host, parse_address("[::1]:1993").port) == ("::1", 1993)
 
 
@@ -335,4 +333,3 @@ async def test_d15_cluster_status_and_auth(tmp_path: Path) -> None:
         producer_config = ProducerConfig(auth_token="s3cret", request_timeout_s=5.0)
         async with await Producer.connect(server.address, producer_config) as producer:
             await producer.send(topic_id=topic_id, data=b"authenticated")
-    assert RecordType.RAW_DATA == 1
