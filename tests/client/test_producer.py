@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from lnc_client import producer as producer_module
 from lnc_client.admin import LanceClient
 from lnc_client.config import (
     BufferFullPolicy,
@@ -38,7 +37,7 @@ from lnc_client.errors import (
     TimeoutError,
     TopicNotFoundError,
 )
-from lnc_client.producer import Producer, SendAck
+from lnc_client.producer import Producer, SendAck, accumulator
 from lnc_client.protocol.records import (
     RecordType,
     TlvRecord,
@@ -276,12 +275,12 @@ async def test_send_batch_values_and_typed_records(
 
 
 def test_oversized_batches_split_into_frames(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(producer_module, "MAX_PAYLOAD_SIZE", 100)
-    chunks = producer_module._encode_chunks([rec(i) for i in range(9)], 1)
+    monkeypatch.setattr(accumulator, "MAX_PAYLOAD_SIZE", 100)
+    chunks = accumulator.encode_chunks([rec(i) for i in range(9)], 1)
     assert [count for count, _ in chunks] == [4, 4, 1]
     assert b"".join(payload for _, payload in chunks) == encode_values([rec(i) for i in range(9)])
     with pytest.raises(ValueError, match="frame limit"):
-        producer_module._encode_chunks([b"x" * 200], 1)
+        accumulator.encode_chunks([b"x" * 200], 1)
 
 
 async def test_record_and_topic_limits(connect: Callable[..., Awaitable[Producer]]) -> None:

@@ -48,6 +48,8 @@ __all__ = [
     "decode_stream",
     "encode_records",
     "encode_values",
+    "pack_record_header",
+    "record_header",
 ]
 
 RECORD_HEADER_SIZE: Final = 5
@@ -64,6 +66,39 @@ _LEADING_EMPTY: Final = (b"",)
 _LZ4_MAX_RATIO: Final = 255
 """An LZ4 block expands at most ~255-fold, so a larger declared size is corrupt (and would
 otherwise make the decoder allocate up to 4 GiB before failing)."""
+_EXTENDED_TYPE: Final = 0xFF
+
+pack_record_header: Final = _HEADER.pack
+"""`pack_record_header(record_type, value_length)`: the 5-byte header of a record whose type is
+not 0xFF (the producer's append path: a bound `struct` method, no Python frame per record)."""
+
+
+def record_header(
+    buffer: bytes | bytearray | memoryview, position: int = 0
+) -> tuple[int, int] | None:
+    """Read the header of the record at `position`: (header size, value length).
+
+    The one reader of the TLV header layout: the 5-byte `[type u8][length u32 LE]`, or the
+    7-byte `[0xFF][extended type u16 LE][length u32 LE]` after a 0xFF type byte. The decoder,
+    the consumer (sizing the fetch that completes a record) and the server's crash recovery
+    (finding the last whole record of a segment) all read headers with it.
+
+    Args:
+        buffer: A TLV stream (a `memoryview` of any contiguous bytes, an mmap for example).
+        position: Where the record starts.
+
+    Returns:
+        The header's size and the value's length, or None when `buffer` ends inside the header.
+    """
+    available = len(buffer) - position
+    if available < RECORD_HEADER_SIZE:
+        return None
+    record_type, length = _HEADER.unpack_from(buffer, position)
+    if record_type != _EXTENDED_TYPE:
+        return RECORD_HEADER_SIZE, length
+    if available < EXTENDED_HEADER_SIZE:
+        return None
+    return EXTENDED_HEADER_SIZE, _EXTENDED.unpack_from(buffer, position)[2]
 
 
 class RecordType(IntEnum):
@@ -311,7 +346,6 @@ def _open_envelope(value: bytes) -> list[TlvRecord]:
 
 
 _COMPRESSED_TYPE: Final = int(RecordType.LNC_COMPRESSED)
-_EXTENDED_TYPE: Final = int(RecordType.NULL)
 _SPECIAL_TYPES: Final = frozenset((_COMPRESSED_TYPE, _EXTENDED_TYPE))
 
 
@@ -395,17 +429,16 @@ def _decode_special(
     Returns:
         The position after it and the records it holds, or None if it runs past `end`.
     """
-    record_type, length = _HEADER.unpack_from(buffer, pos)
-    start = pos + RECORD_HEADER_SIZE
-    extended = 0
-    if record_type == _EXTENDED_TYPE:
-        if end - pos < EXTENDED_HEADER_SIZE:
-            return None
-        _, extended, length = _EXTENDED.unpack_from(buffer, pos)
-        start = pos + EXTENDED_HEADER_SIZE
+    header = record_header(buffer, pos)
+    if header is None:
+        return None
+    header_size, length = header
+    start = pos + header_size
     stop = start + length
     if stop > end:
         return None
+    record_type = buffer[pos]
+    extended = _EXTENDED.unpack_from(buffer, pos)[1] if record_type == _EXTENDED_TYPE else 0
     if record_type == _COMPRESSED_TYPE and decompress:
         return stop, _open_envelope(buffer[start:stop])
     return stop, [TlvRecord(record_type, buffer[start:stop], extended)]

@@ -1,0 +1,281 @@
+"""The producer's accumulator: one open batch per topic, sealed into payloads; buffer memory.
+
+Data flow: `append` adds a record's TLV bytes (`[type u8][length u32 LE][value]`) to its topic's
+open batch (one `bytearray`); nothing else is allocated per record. The batch id is assigned
+when the batch opens. A batch is sealed when it reaches `batch_size` bytes, when its linger
+timer fires (armed once per batch), soon after someone awaits it (`expedite`), or on `seal_all`
+(flush, close, a full buffer). Sealing makes the payload (one LZ4 envelope when that is
+smaller) and hands the batch to `on_sealed`: the window, which sends it.
+
+The accumulator also keeps the account of `buffer_memory`: every record byte from its append
+until its batch settles. `reserve` waits (BLOCK policy) or raises (RAISE policy) while it is
+full; the window calls `release` when a batch settles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Callable, Sequence
+from typing import Final, TypeVar, cast
+
+from lnc_client.config import BufferFullPolicy, ProducerConfig
+from lnc_client.errors import BackpressureError
+from lnc_client.producer.batch import Batch, ProducerState
+from lnc_client.protocol.frame import MAX_PAYLOAD_SIZE
+from lnc_client.protocol.records import (
+    RECORD_HEADER_SIZE,
+    RecordType,
+    TlvRecord,
+    compress_records,
+    encode_records,
+    encode_values,
+    pack_record_header,
+)
+
+__all__ = ["Accumulator"]
+
+RAW: Final = int(RecordType.RAW_DATA)
+_U32_MAX: Final = 0xFFFF_FFFF
+R = TypeVar("R")
+
+
+class Accumulator:
+    """Open batches per topic, their sealing, and the `buffer_memory` account.
+
+    Args:
+        config: The producer's configuration.
+        shared: The producer's lifecycle state.
+        on_sealed: Takes every sealed batch (its payload set) to be sent.
+
+    Attributes:
+        open: The open batch of each topic that has one.
+        buffered: Record bytes held, open to settled.
+        limit: `buffer_memory`.
+    """
+
+    def __init__(
+        self, config: ProducerConfig, shared: ProducerState, on_sealed: Callable[[Batch], None]
+    ) -> None:
+        self._config = config
+        self._shared = shared
+        self._on_sealed = on_sealed
+        self._batch_size = min(config.batch_size, MAX_PAYLOAD_SIZE)
+        self._big_record = MAX_PAYLOAD_SIZE - self._batch_size
+        """A record larger than this may not fit in its topic's open batch."""
+        self._linger_s = config.linger_ms / 1000
+        self._compression = config.compression
+        self._next_batch_id = 0
+        self._space_waiters: list[asyncio.Future[None]] = []
+        self.open: dict[int, Batch] = {}
+        self.buffered = 0
+        self.limit = config.buffer_memory
+
+    # --- appending ------------------------------------------------------------------------------
+
+    def append(self, topic_id: int, data: bytes, size: int, record_type: int) -> Batch:
+        """Append one record of `size` TLV bytes (`len(data) + 5`) to its topic's batch.
+
+        Raises:
+            ValueError: A record type outside 0x00-0xFE, a bad topic id, a record over 16 MiB.
+            ConnectionError: The producer takes no records.
+        """
+        if not self._shared.accepting:
+            self._shared.raise_if_unusable()
+        if record_type == RAW:
+            header = pack_record_header(RAW, size - RECORD_HEADER_SIZE)
+        elif isinstance(record_type, int) and 0 <= record_type < 0xFF:
+            header = pack_record_header(record_type, size - RECORD_HEADER_SIZE)
+        else:
+            raise ValueError(f"record_type must be 0x00-0xFE, not {record_type!r}")
+        batch = self.open.get(topic_id)
+        if batch is None:
+            batch = self._open_batch(topic_id, size)
+        elif size > self._big_record and len(batch.buffer) + size > MAX_PAYLOAD_SIZE:
+            self.seal(batch)
+            batch = self._open_batch(topic_id, size)
+        buffer = batch.buffer
+        buffer += header
+        buffer += data
+        batch.count += 1
+        self.buffered += size
+        if len(buffer) >= self._batch_size:
+            self.seal(batch)
+        return batch
+
+    def add_records(self, topic_id: int, count: int, payload: bytes) -> Batch:
+        """Queue an encoded payload of `count` records as a batch of its own.
+
+        The topic's open batch is sealed first, so the records keep their order.
+
+        Raises:
+            ConnectionError: The producer takes no records.
+        """
+        if not self._shared.accepting:
+            self._shared.raise_if_unusable()
+        open_batch = self.open.get(topic_id)
+        if open_batch is not None:
+            self.seal(open_batch)
+        batch = self._new_batch(topic_id)
+        batch.count = count
+        self.buffered += len(payload)
+        self._queue(batch, payload)
+        return batch
+
+    def _new_batch(self, topic_id: int) -> Batch:
+        if type(topic_id) is not int or not 0 <= topic_id <= _U32_MAX:
+            raise ValueError(f"a topic id is an int in 0..2**32-1, not {topic_id!r}")
+        self._next_batch_id += 1
+        return Batch(
+            self._next_batch_id, topic_id, self._shared.now() + self._config.delivery_timeout_s
+        )
+
+    def _open_batch(self, topic_id: int, first_record: int) -> Batch:
+        if first_record > MAX_PAYLOAD_SIZE:
+            raise ValueError(f"a record of {first_record} bytes exceeds the 16 MiB frame limit")
+        batch = self._new_batch(topic_id)
+        batch.timer = self._shared.running().call_later(self._linger_s, self._linger_expired, batch)
+        self.open[topic_id] = batch
+        return batch
+
+    # --- sealing --------------------------------------------------------------------------------
+
+    def _linger_expired(self, batch: Batch) -> None:
+        if self.open.get(batch.topic_id) is batch:
+            self.seal(batch)
+
+    def expedite(self, batch: Batch) -> None:
+        """Seal `batch` at the end of this loop iteration (someone waits for its Ack)."""
+        if batch.expedited or self.open.get(batch.topic_id) is not batch:
+            return
+        batch.expedited = True
+        assert batch.timer is not None
+        batch.timer.cancel()
+        batch.timer = self._shared.running().call_soon(self._linger_expired, batch)
+
+    def seal(self, batch: Batch) -> None:
+        """Close `batch` to appends and hand it on to be sent."""
+        if self.open.get(batch.topic_id) is batch:
+            del self.open[batch.topic_id]
+        if batch.timer is not None:
+            batch.timer.cancel()
+            batch.timer = None
+        payload = bytes(batch.buffer)
+        batch.buffer = bytearray()
+        self._queue(batch, payload)
+
+    def seal_all(self) -> None:
+        """Seal every open batch."""
+        for batch in list(self.open.values()):
+            self.seal(batch)
+
+    def _queue(self, batch: Batch, payload: bytes) -> None:
+        batch.size = len(payload)
+        if self._compression:
+            compressed = compress_records(payload)
+            if len(compressed) < len(payload):
+                payload = compressed
+        batch.payload = payload
+        self._on_sealed(batch)
+
+    def drop_open(self) -> list[Batch]:
+        """Remove the open batches (to fail them); their timers are cancelled."""
+        batches = list(self.open.values())
+        for batch in batches:
+            batch.size = len(batch.buffer)
+            if batch.timer is not None:
+                batch.timer.cancel()
+        self.open.clear()
+        return batches
+
+    # --- memory ---------------------------------------------------------------------------------
+
+    async def reserve(self, size: int) -> None:
+        """Wait until `size` more bytes fit in `buffer_memory` (or raise).
+
+        Raises:
+            ValueError: `size` is over the 16 MiB frame limit.
+            BackpressureError: The buffer is full (RAISE) or stayed full `max_block_s` (BLOCK).
+            ConnectionError: The producer takes no records.
+        """
+        self._shared.raise_if_unusable()
+        if size > MAX_PAYLOAD_SIZE:
+            raise ValueError(f"a record of {size} bytes exceeds the 16 MiB frame limit")
+        if self._config.buffer_full is BufferFullPolicy.RAISE:
+            if self.buffered and self.buffered + size > self.limit:
+                raise BackpressureError(f"buffer_memory ({self.limit} bytes) is full")
+            return
+        loop = self._shared.running()
+        deadline = loop.time() + self._config.max_block_s
+        while self.buffered and self.buffered + size > self.limit:
+            self.seal_all()
+            waiter = loop.create_future()
+            self._space_waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except builtins.TimeoutError:
+                raise BackpressureError(
+                    f"buffer_memory ({self.limit} bytes) stayed full for "
+                    f"{self._config.max_block_s} s"
+                ) from None
+            finally:
+                waiter.cancel()
+            self._shared.raise_if_unusable()
+
+    def release(self, batch: Batch) -> None:
+        """Give a settled batch's bytes back to `buffer_memory`."""
+        self.buffered -= batch.size
+        if self._space_waiters:
+            self.wake_waiters()
+
+    def wake_waiters(self) -> None:
+        """Let every send waiting for buffer room look again."""
+        waiters, self._space_waiters = self._space_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def encode_chunks(
+    records: Sequence[bytes] | Sequence[TlvRecord], record_type: int
+) -> list[tuple[int, bytes]]:
+    """Encode records into TLV payloads of at most one frame each: [(record count, payload)].
+
+    Raises:
+        TypeError: `bytes` and `TlvRecord` values mixed.
+        ValueError: A record type outside 0x00-0xFE, or a record over the frame limit.
+    """
+    if isinstance(records[0], TlvRecord):
+        typed = [r for r in records if isinstance(r, TlvRecord)]
+        if len(typed) != len(records):
+            raise TypeError("send_batch takes all bytes or all TlvRecord values")
+        return _split(typed, encode_records, lambda r: r.total_size)
+    values = cast("Sequence[bytes]", records)
+    if not 0 <= record_type < 0xFF:
+        raise ValueError(f"record_type must be 0x00-0xFE, not {record_type!r}")
+    payload = encode_values(values, record_type)
+    if len(payload) <= MAX_PAYLOAD_SIZE:
+        return [(len(values), payload)]
+    return _split(
+        values, lambda part: encode_values(part, record_type), lambda v: len(v) + RECORD_HEADER_SIZE
+    )
+
+
+def _split(
+    records: Sequence[R],
+    encode: Callable[[Sequence[R]], bytes],
+    size_of: Callable[[R], int],
+) -> list[tuple[int, bytes]]:
+    chunks: list[tuple[int, bytes]] = []
+    start = total = 0
+    for index, record in enumerate(records):
+        size = size_of(record)
+        if size > MAX_PAYLOAD_SIZE:
+            raise ValueError(f"a record of {size} bytes exceeds the 16 MiB frame limit")
+        if total + size > MAX_PAYLOAD_SIZE:
+            chunks.append((index - start, encode(records[start:index])))
+            start, total = index, 0
+        total += size
+    chunks.append((len(records) - start, encode(records[start:])))
+    return chunks

@@ -1,0 +1,90 @@
+"""The producer's topic names: resolved to ids once (ListTopics, optionally CreateTopic), cached.
+
+A send names its topic by id or by name. A name is resolved on its first use and cached; the
+window drops the cached names of a topic id when the server answers a batch with "Unknown topic"
+(the topic was deleted), so the next send by that name resolves it again.
+"""
+
+from __future__ import annotations
+
+from lnc_client import operations
+from lnc_client.errors import TopicAlreadyExistsError, TopicNotFoundError, validate_topic_name
+from lnc_client.reconnect import ConnectionManager
+
+__all__ = ["TopicCache"]
+
+
+class TopicCache:
+    """Topic name to id, resolved through the producer's connections.
+
+    Args:
+        manager: The producer's connections (requests are retried across reconnects).
+    """
+
+    def __init__(self, manager: ConnectionManager) -> None:
+        self._manager = manager
+        self._ids: dict[str, int] = {}
+
+    async def resolve(self, name: str, *, create: bool = False) -> int:
+        """Return the id of the topic `name` (cached), optionally creating it.
+
+        Raises:
+            InvalidTopicNameError: The name breaks the server's rule (nothing is sent).
+            TopicNotFoundError: No such topic and `create` is False.
+        """
+        cached = self._ids.get(name)
+        if cached is not None:
+            return cached
+        validate_topic_name(name)
+        topics = await self._manager.call(operations.list_topics)
+        topic_id = next((topic.id for topic in topics if topic.name == name), None)
+        if topic_id is None and create:
+            topic_id = await self._create(name)
+        if topic_id is None:
+            raise TopicNotFoundError(name)
+        self._ids[name] = topic_id
+        return topic_id
+
+    async def _create(self, name: str) -> int | None:
+        try:
+            created = await self._manager.call(lambda conn: operations.create_topic(conn, name))
+        except TopicAlreadyExistsError:
+            topics = await self._manager.call(operations.list_topics)
+            return next((topic.id for topic in topics if topic.name == name), None)
+        return created.id
+
+    async def topic_of(self, topic: int | str | None, topic_id: int | None) -> int:
+        """The id of a send's topic, given positionally (id or name) or as `topic_id=`.
+
+        Raises:
+            ValueError: No topic, or two different ones.
+            TopicNotFoundError: No topic of that name.
+        """
+        if topic is not None and topic_id is not None and topic != topic_id:
+            raise ValueError("give the topic once: positionally or as topic_id=")
+        chosen = topic_id if topic_id is not None else topic
+        if chosen is None:
+            raise ValueError("a topic (id or name) is required")
+        if isinstance(chosen, str):
+            return await self.resolve(chosen)
+        return chosen
+
+    def cached(self, topic: int | str) -> int:
+        """The id of a topic given by id, or by a name resolved already (never waits).
+
+        Raises:
+            ValueError: A name not resolved yet.
+            TypeError: Neither an int nor a str.
+        """
+        if type(topic) is int:
+            return topic
+        if isinstance(topic, str):
+            cached = self._ids.get(topic)
+            if cached is not None:
+                return cached
+            raise ValueError(f"topic {topic!r} is not resolved yet: await resolve_topic() first")
+        raise TypeError(f"a topic is an int id or a str name, not {type(topic).__name__}")
+
+    def forget_id(self, topic_id: int) -> None:
+        """Drop the names cached for `topic_id` (the server no longer knows it)."""
+        self._ids = {name: id_ for name, id_ in self._ids.items() if id_ != topic_id}

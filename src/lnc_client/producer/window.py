@@ -1,0 +1,394 @@
+"""The producer's window: sealed batches queued, sent, settled, resent; its sender task.
+
+Data flow: the accumulator hands each sealed batch to `enqueue`. `pump` writes queued batches
+with one `Connection.send_ingest` each while fewer than `max_pending_acks` are in flight;
+batches to resend go first, in batch-id order. The connection calls back once per batch, after
+its Ack or with an error (the ErrorResponse is attributed by the connection's ack barrier,
+PROTOCOL.md §2.7). An Ack frees the window slot and the buffer memory and resolves the batch's
+future and callbacks. A non-retryable error fails just that batch, keeping the server's text. A
+retryable error or a lost connection puts the batch back to be resent with the **same batch
+id** after a reconnect (or after a backoff, for a retryable error frame), until its
+`delivery_timeout_s` runs out; with `auto_reconnect=False` it fails instead.
+
+The *sender* task does only what may wait: reconnecting (backoff, seeds, auth, through the
+`ConnectionManager` the window owns), waiting until a peer that stopped reading accepts data
+again, holding sends after Backpressure frames, and housekeeping (an ack timeout resets the
+connection; batches past their delivery timeout fail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import builtins
+from collections import deque
+from collections.abc import Callable
+from typing import Final
+
+from lnc_client.config import Address, ProducerConfig
+from lnc_client.connection import Connection, IngestCallback, copy_error
+from lnc_client.errors import ConnectionError, LanceError, TimeoutError, TopicNotFoundError
+from lnc_client.producer.accumulator import Accumulator
+from lnc_client.producer.batch import (
+    Batch,
+    ProducerState,
+    SendAck,
+    SendCallback,
+    State,
+    batch_id_of,
+    delivery_timeout,
+)
+from lnc_client.reconnect import ConnectionManager
+
+__all__ = ["COUNTERS", "Window"]
+
+COUNTERS: Final = (
+    "records_sent",
+    "bytes_sent",
+    "batches_sent",
+    "records_acked",
+    "bytes_acked",
+    "batches_acked",
+    "records_failed",
+    "batches_failed",
+    "retries",
+    "backpressure_frames",
+)
+"""The counters the window keeps (the `ProducerMetrics` fields it fills)."""
+
+_BACKPRESSURE_FIRST_S: Final = 0.005
+_BACKPRESSURE_MAX_S: Final = 1.0
+_MIN_TICK_S: Final = 0.005
+
+
+class Window:
+    """The in-flight window over a reconnecting connection, and the sender task.
+
+    Args:
+        addresses: The server, then the seeds.
+        config: The producer's configuration.
+        shared: The producer's lifecycle state.
+        accumulator: Where settled batches give their memory back and open batches are failed
+            from.
+        on_topic_gone: Called with a topic id the server does not know (to drop cached names).
+
+    Attributes:
+        manager: The connections (also used for the producer's control requests).
+        retry: Batches to resend, in batch-id order.
+        ready: Sealed batches waiting for a window slot.
+        in_flight: Batches sent and not settled, by batch id, oldest first.
+        counts: The counters named in `COUNTERS`.
+    """
+
+    def __init__(
+        self,
+        addresses: list[str | Address],
+        config: ProducerConfig,
+        shared: ProducerState,
+        accumulator: Accumulator,
+        *,
+        on_topic_gone: Callable[[int], None],
+    ) -> None:
+        self._config = config
+        self._shared = shared
+        self._accumulator = accumulator
+        self._on_topic_gone = on_topic_gone
+        self.manager = ConnectionManager(
+            addresses,
+            config.connection_options(),
+            config.reconnect,
+            auto_reconnect=config.auto_reconnect,
+            on_backpressure=self._on_backpressure_frame,
+        )
+        self._max_pending = config.max_pending_acks
+        self.retry: list[Batch] = []
+        self.ready: deque[Batch] = deque()
+        self.in_flight: dict[int, Batch] = {}
+        self._conn: Connection | None = None
+        self._on_done: IngestCallback | None = None
+        self._wake = asyncio.Event()
+        self._sender_idle = False
+        self._sender: asyncio.Task[None] | None = None
+        self._hold_until = 0.0
+        self._backpressure_delay = 0.0
+        self._unreported: tuple[int, LanceError] | None = None
+        self._unreported_count = 0
+        self._tick = max(_MIN_TICK_S, min(config.request_timeout_s, config.delivery_timeout_s) / 8)
+        self.counts = dict.fromkeys(COUNTERS, 0)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect (bounded by `connect_timeout_s`) and start the sender task."""
+        loop = self._shared.running()
+        conn = await self.manager.get(deadline=loop.time() + self._config.connect_timeout_s)
+        self._install(conn)
+        self._sender = loop.create_task(self._run_sender(), name="lnc-producer-sender")
+
+    async def stop(self) -> None:
+        """Stop the sender task and close the connection."""
+        sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+        await self.manager.close()
+
+    # --- queueing and settling ------------------------------------------------------------------
+
+    def enqueue(self, batch: Batch) -> None:
+        """Queue a sealed batch and send what the window allows."""
+        self.ready.append(batch)
+        self.pump()
+
+    def pending(self) -> list[Batch]:
+        """The batches sealed and not settled: to resend, queued, in flight."""
+        return [*self.retry, *self.ready, *self.in_flight.values()]
+
+    async def settle_all(self, timeout: float) -> None:
+        """Wait until every batch sealed so far has settled; raise the first failure.
+
+        Raises:
+            TimeoutError: Some batches were not settled in time (they stay pending).
+            LanceError: A batch it waited for failed, or one that nobody watched failed since
+                the last call; the first such error (lowest batch id) is raised, with a note
+                saying how many batches failed.
+        """
+        pending = self.pending()
+        loop = self._shared.running()
+        futures = [batch.waiter(loop) for batch in pending]
+        if futures:
+            _, not_done = await asyncio.wait(futures, timeout=timeout)
+            if not_done:
+                raise TimeoutError(
+                    f"{len(not_done)} of {len(futures)} batches were not settled within {timeout} s"
+                )
+        failures = {
+            batch.batch_id: error
+            for batch, future in zip(pending, futures, strict=True)
+            if (error := future.exception()) is not None and isinstance(error, LanceError)
+        }
+        count = self._unreported_count
+        if self._unreported is not None:
+            failures.setdefault(*self._unreported)
+            self._unreported, self._unreported_count = None, 0
+        if failures:
+            first = min(failures)
+            error = copy_error(failures[first])  # the original is shared with the waiters
+            error.add_note(
+                f"{max(len(failures), count)} batch(es) failed; batch {first} failed first"
+            )
+            raise error
+
+    def _install(self, conn: Connection) -> None:
+        in_flight = self.in_flight
+
+        def on_done(batch_id: int, error: LanceError | None) -> None:
+            batch = in_flight.get(batch_id)
+            if batch is None or batch.conn is not conn:
+                return
+            del in_flight[batch_id]
+            if error is None:
+                self._acked(batch)
+            else:
+                self._errored(batch, error)
+
+        self._conn = conn
+        self._on_done = on_done
+
+    def pump(self) -> None:
+        """Send queued batches while the window has room; hand waiting work to the sender."""
+        conn = self._conn
+        if conn is None or not conn.is_open or not conn.writable or self._hold_until:
+            self._wake.set()
+            return
+        assert self._on_done is not None
+        in_flight, limit, counts = self.in_flight, self._max_pending, self.counts
+        now = self._shared.now()
+        while (self.retry or self.ready) and len(in_flight) < limit:
+            batch = self.retry.pop(0) if self.retry else self.ready.popleft()
+            if batch.deadline <= now:
+                self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
+                continue
+            batch.conn = conn
+            batch.sent_at = now
+            in_flight[batch.batch_id] = batch
+            try:
+                conn.send_ingest(
+                    batch.topic_id,
+                    batch.payload,
+                    batch_id=batch.batch_id,
+                    record_count=batch.count,
+                    on_done=self._on_done,
+                )
+            except ConnectionError:
+                del in_flight[batch.batch_id]
+                bisect.insort(self.retry, batch, key=batch_id_of)
+                self._wake.set()
+                return
+            if self._sender_idle:
+                self._wake.set()  # start the ack-timeout housekeeping
+            if not batch.attempts:
+                counts["records_sent"] += batch.count
+                counts["bytes_sent"] += len(batch.payload)
+                counts["batches_sent"] += 1
+            if not conn.writable:
+                self._wake.set()
+                return
+
+    def _acked(self, batch: Batch) -> None:
+        self._backpressure_delay = 0.0
+        self._accumulator.release(batch)
+        counts = self.counts
+        counts["records_acked"] += batch.count
+        counts["bytes_acked"] += len(batch.payload)
+        counts["batches_acked"] += 1
+        future = batch.future
+        if future is not None and not future.done():
+            future.set_result(None)
+        if batch.callbacks:
+            for offset, callback in batch.callbacks:
+                self._call_back(callback, SendAck(batch.batch_id, batch.topic_id, offset), None)
+        self.pump()
+
+    def _errored(self, batch: Batch, error: LanceError) -> None:
+        if isinstance(error, TopicNotFoundError):
+            self._on_topic_gone(batch.topic_id)
+        if (
+            error.retryable
+            and self._config.auto_reconnect
+            and self._shared.state is not State.CLOSED
+            and self._shared.now() < batch.deadline
+        ):
+            batch.attempts += 1
+            self.counts["retries"] += 1
+            bisect.insort(self.retry, batch, key=batch_id_of)
+            if batch.conn is not None and batch.conn.is_open:
+                self._hold(self._config.reconnect.delay_for_attempt(batch.attempts - 1))
+            self._wake.set()
+            return
+        self._fail(batch, error)
+        self.pump()
+
+    def _fail(self, batch: Batch, error: LanceError) -> None:
+        self._accumulator.release(batch)
+        self.counts["records_failed"] += batch.count
+        self.counts["batches_failed"] += 1
+        future = batch.future
+        if future is not None and not future.done():
+            future.set_exception(error)
+            future.exception()  # retrieved here: flush and the waiters read it explicitly
+        if batch.callbacks:
+            for _, callback in batch.callbacks:
+                self._call_back(callback, None, error)
+        if not batch.watched:
+            self._unreported_count += 1
+            if self._unreported is None:
+                self._unreported = (batch.batch_id, error)
+
+    def fail_everything(self, error: LanceError) -> None:
+        """Stop taking records and fail every batch, open to in flight, with `error`."""
+        self._shared.accepting = False
+        batches = [*self._accumulator.drop_open(), *self.pending()]
+        self.retry, self.ready = [], deque()
+        self.in_flight.clear()
+        for batch in sorted(batches, key=batch_id_of):
+            self._fail(batch, error)
+        self._accumulator.wake_waiters()
+
+    def _call_back(
+        self, callback: SendCallback, ack: SendAck | None, error: LanceError | None
+    ) -> None:
+        try:
+            callback(ack, error)
+        except Exception as exc:  # noqa: BLE001 - one failing callback must not stop the others
+            self._shared.running().call_exception_handler(
+                {"message": "exception in a Producer send callback", "exception": exc}
+            )
+
+    # --- backpressure, reconnects, housekeeping -------------------------------------------------
+
+    def _on_backpressure_frame(self) -> None:
+        self.counts["backpressure_frames"] += 1
+        delay = self._backpressure_delay
+        self._backpressure_delay = min(
+            _BACKPRESSURE_MAX_S, delay * 2 if delay else _BACKPRESSURE_FIRST_S
+        )
+        self._hold(self._backpressure_delay)
+
+    def _hold(self, seconds: float) -> None:
+        self._hold_until = max(self._hold_until, self._shared.now() + seconds)
+        self._wake.set()
+
+    async def _run_sender(self) -> None:
+        wake = self._wake
+        try:
+            while True:
+                if not wake.is_set():
+                    busy = self.retry or self.ready or self.in_flight
+                    self._sender_idle = not busy
+                    try:
+                        async with asyncio.timeout(self._tick if busy else None):
+                            await wake.wait()
+                    except builtins.TimeoutError:
+                        pass
+                    self._sender_idle = False
+                wake.clear()
+                self._housekeeping()
+                try:
+                    await self._advance()
+                except LanceError as error:
+                    self._sender_failed(error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self._shared.fatal = ConnectionError(f"the producer's sender failed: {error!r}")
+            self.fail_everything(self._shared.fatal)
+            raise
+
+    async def _advance(self) -> None:
+        if not (self.retry or self.ready):
+            return
+        conn = self._conn
+        if conn is None or not conn.is_open:
+            queued = [*self.retry, *self.ready]
+            conn = await self.manager.get(deadline=min(b.deadline for b in queued))
+            self._install(conn)
+        hold = self._hold_until - self._shared.now()
+        if hold > 0:
+            await asyncio.sleep(hold)
+        self._hold_until = 0.0
+        if not conn.writable:
+            try:
+                await conn.wait_writable(timeout=self._config.request_timeout_s)
+            except TimeoutError as error:
+                conn.abort(error)
+                self._wake.set()
+                return
+        self.pump()
+
+    def _sender_failed(self, error: LanceError) -> None:
+        if error.retryable and self._config.auto_reconnect:
+            self._wake.set()
+            return
+        self._shared.fatal = error
+        self.fail_everything(error)
+
+    def _housekeeping(self) -> None:
+        now = self._shared.now()
+        timeout = self._config.request_timeout_s
+        if self.in_flight:
+            oldest = next(iter(self.in_flight.values()))
+            if now - oldest.sent_at >= timeout and oldest.conn is not None:
+                oldest.conn.abort(
+                    TimeoutError(f"no Ack for batch {oldest.batch_id} within {timeout} s")
+                )
+        for queue in (self.retry, self.ready):
+            if any(batch.deadline <= now for batch in queue):
+                expired = [batch for batch in queue if batch.deadline <= now]
+                kept = [batch for batch in queue if batch.deadline > now]
+                if queue is self.retry:
+                    self.retry = kept
+                else:
+                    self.ready = deque(kept)
+                for batch in expired:
+                    self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
