@@ -14,22 +14,24 @@ given to a new topic after a server restart (§4.5). The record also holds the t
 was deleted and created again, so the old offset would point into different data).
 
 `FileOffsetStore` writes one small JSON file per key: to a temporary file, fsync'd, renamed over
-the old file (atomic), then the directory is fsync'd, all under an exclusive `flock` on a lock
-file, so two processes never interleave their writes and a crash leaves either the old or the new
-offset, never a torn one. Every file operation runs in a worker thread (`asyncio.to_thread`).
-A custom store (a database, a key-value service) is a subclass of `OffsetStore`.
+the old file (atomic), then the directory is fsync'd (`lnc_client._fs.write_atomically`), all
+under an exclusive `flock` on a lock file (`lnc_client._fs.FileLock`), so two processes never
+interleave their writes and a crash leaves either the old or the new offset, never a torn one.
+Every file operation runs in a worker thread (`asyncio.to_thread`). A custom store (a database,
+a key-value service) is a subclass of `OffsetStore`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Final
 from urllib.parse import quote
+
+from lnc_client._fs import FileLock, fsync_directory, write_atomically
 
 __all__ = ["FileOffsetStore", "MemoryOffsetStore", "OffsetStore"]
 
@@ -184,54 +186,17 @@ def _read_offset(path: Path, topic_id: int) -> int | None:
     return offset if _same_topic(stored_id, topic_id) else None
 
 
-class _Locked:
-    """An exclusive `flock` on `<path>.lock`, held for the `with` block (in a worker thread)."""
-
-    def __init__(self, path: Path) -> None:
-        self._lock_path = path.with_name(path.name + ".lock")
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(self._fd)
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        finally:
-            os.close(self._fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomically(path: Path, data: bytes) -> None:
-    with _Locked(path):
-        temporary = path.with_name(path.name + ".tmp")
-        with temporary.open("wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-        _fsync_dir(path.parent)
+    with FileLock(path):
+        write_atomically(path, data)
 
 
 def _remove(path: Path) -> None:
     if not path.parent.exists():
         return
-    with _Locked(path):
+    with FileLock(path):
         try:
             path.unlink()
         except FileNotFoundError:
             return
-        _fsync_dir(path.parent)
+        fsync_directory(path.parent)

@@ -23,6 +23,8 @@ from lnc_client.protocol.records import (
     decode_stream,
     encode_records,
     encode_values,
+    pack_record_header,
+    record_header,
 )
 
 VALUES = st.binary(max_size=64)
@@ -216,6 +218,29 @@ def test_extended_null_header_needs_all_seven_bytes() -> None:
     # as crash recovery reads it, as an extended header whose length takes the next record's
     # first two bytes (0x00010000): everything after it would be cut. Hence 7-byte nulls.
     assert decode_stream(b"\xff\x00\x00\x00\x00" + b"\x01\x00\x00\x00\x00") == ([], 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(record, max_size=12))
+def test_record_header_walks_a_stream_record_by_record(records: list[TlvRecord]) -> None:
+    stream = encode_records(records)
+    position = 0
+    for rec in records:
+        header = rec.total_size - len(rec.value)
+        assert record_header(stream, position) == (header, len(rec.value))
+        for cut in range(position, position + header):
+            assert record_header(memoryview(stream)[:cut], position) is None
+        position += rec.total_size
+    assert record_header(stream, position) is None
+
+
+def test_record_header_layouts() -> None:
+    assert pack_record_header(0x01, 3) == b"\x01\x03\x00\x00\x00"
+    assert record_header(b"\x02\x00\x01\x00\x00") == (5, 256)
+    assert record_header(b"\xff\x07\x00\x02\x00\x00\x00") == (7, 2)
+    assert record_header(b"\xff\x07\x00\x02\x00\x00") is None
+    assert record_header(b"..\x01\x04\x00\x00\x00", 2) == (5, 4)
+    assert record_header(b"") is None
 
 
 def test_decode_records_is_strict() -> None:

@@ -26,9 +26,9 @@ from lnc_client.protocol.frame import (
     build_control_frame,
     build_ingest_frame,
 )
-from lnc_client.protocol.records import encode_values
+from lnc_client.protocol.records import TlvRecord, decode_stream, encode_records, encode_values
 from lnc_client.server import LanceServer
-from lnc_client.server.storage.segments import TopicLog
+from lnc_client.server.storage.segments import TopicLog, scan_tlv
 
 from .conftest import RawConn
 
@@ -130,6 +130,15 @@ async def test_layout_metadata_and_restart(tmp_path: Path) -> None:
         await conn.close()
     names = segment_files(tmp_path, "a")
     assert [int(n.split("_")[0]) for n in names] == [0, 1]
+
+
+def test_recovery_scan_keeps_exactly_the_whole_records_the_decoder_reads(tmp_path: Path) -> None:
+    records = [TlvRecord.raw(b"abc"), TlvRecord.null(), TlvRecord(0xFF, b"zz", 7)]
+    stream = encode_records(records) + TlvRecord.raw(b"x" * 300).encode()
+    segment = tmp_path / "0_1.lnc"
+    for cut in range(len(stream) + 1):
+        segment.write_bytes(stream[:cut])
+        assert scan_tlv(segment) == decode_stream(stream[:cut])[1], cut
 
 
 async def test_recovery_cuts_torn_tail_and_drops_empty_files(tmp_path: Path) -> None:

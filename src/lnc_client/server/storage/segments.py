@@ -25,7 +25,6 @@ import bisect
 import mmap
 import os
 import re
-import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -33,33 +32,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from lnc_client._fs import fdatasync, fsync_directory, fsync_path
+from lnc_client.protocol.records import record_header
+
 __all__ = [
     "SegmentFile",
     "SegmentView",
     "TopicLog",
     "TopicSnapshot",
-    "fsync_directory",
     "scan_tlv",
 ]
 
 _NAME: Final = re.compile(r"(\d+)_(\d+)(?:-(\d+))?\.lnc")
-_U32: Final = struct.Struct("<I")
-_EXTENDED_TYPE: Final = 0xFF
-_HEADER: Final = 5
-_EXTENDED_HEADER: Final = 7
 _IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 
 Buffer = bytes | bytearray | memoryview
-
-
-def fsync_directory(path: Path) -> None:
-    """Make a directory's entries (created, renamed, deleted files) durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SegmentFile:
@@ -196,23 +184,19 @@ def scan_tlv(path: Path) -> int:
     size = path.stat().st_size
     if size == 0:
         return 0
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+    with (
+        path.open("rb") as handle,
+        mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+        memoryview(mapped) as view,
+    ):
         position = 0
-        unpack = _U32.unpack_from
-        while True:
-            if size - position < _HEADER:
-                return position
-            if m[position] == _EXTENDED_TYPE:
-                if size - position < _EXTENDED_HEADER:
-                    return position
-                (length,) = unpack(m, position + 3)
-                after = position + _EXTENDED_HEADER + length
-            else:
-                (length,) = unpack(m, position + 1)
-                after = position + _HEADER + length
+        while (header := record_header(view, position)) is not None:
+            header_size, length = header
+            after = position + header_size + length
             if after > size:
-                return position
+                break
             position = after
+        return position
 
 
 def _write_all(fd: int, buffers: list[Buffer]) -> None:
@@ -278,7 +262,7 @@ class TopicLog:
                 valid = scan_tlv(entry)
                 if valid < entry.stat().st_size:
                     os.truncate(entry, valid)
-                    _fsync_path(entry)
+                    fsync_path(entry)
                 end_ns = time.time_ns()
                 closed_path = entry.with_name(f"{index}_{start_ns}-{end_ns}.lnc")
                 entry.rename(closed_path)
@@ -326,7 +310,7 @@ class TopicLog:
     def sync(self) -> None:
         """Make everything appended durable (fdatasync, directory fsync), then publish it."""
         if self._fd is not None and self._written > self._synced:
-            os.fdatasync(self._fd)
+            fdatasync(self._fd)
             self._synced = self._written
         if self._dir_dirty:
             fsync_directory(self.directory)
@@ -424,7 +408,7 @@ class TopicLog:
         active = self._active
         assert self._fd is not None
         assert active is not None
-        os.fdatasync(self._fd)
+        fdatasync(self._fd)
         os.close(self._fd)
         self._fd = None
         end_ns = max(time.time_ns(), active.start_ns + 1)
@@ -455,11 +439,3 @@ class TopicLog:
                 )
             )
         self.snapshot = TopicSnapshot.of(segments)
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

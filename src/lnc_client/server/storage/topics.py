@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from lnc_client._fs import fsync_directory, write_atomically
 from lnc_client.protocol.control import RetentionInfo, TopicInfo
-from lnc_client.server.storage.segments import TopicLog, fsync_directory
+from lnc_client.server.storage.segments import TopicLog
 
 __all__ = ["SEGMENTS_DIR", "Topic", "TopicRegistry"]
 
@@ -209,16 +210,7 @@ class TopicRegistry:
 
     def write_metadata(self, topic: Topic) -> None:
         """Atomically replace metadata.json (temp file, fsync, rename, directory fsync)."""
-        directory = topic.log.directory
-        temporary = directory / (_METADATA + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, topic.metadata_json())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        temporary.replace(directory / _METADATA)
-        fsync_directory(directory)
+        write_atomically(topic.log.directory / _METADATA, topic.metadata_json())
 
     def delete_on_disk(self, topic: Topic) -> OSError | None:
         """Delete the topic: rename its directory to a tombstone (atomic), then remove that.

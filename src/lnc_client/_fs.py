@@ -1,0 +1,147 @@
+"""Durable files: data sync, directory sync, atomic replace, and an exclusive file lock.
+
+This is the one place that knows how to make a file's bytes and a directory's entries durable.
+Both layers that keep files use it: the embedded server's storage (`server/storage`: segment
+appends, rotation, topic metadata and deletion) and the client's `FileOffsetStore`
+(`offsets.py`). It imports nothing but the standard library and nothing of either layer, so it
+is a shared utility below both: the server importing it does not import a client module, and
+the client importing it does not import the server. (`protocol/` stays free of I/O, so it is
+not there.)
+
+Data flow of `write_atomically(path, data)`: write `data` to `<path>.tmp`, fsync it, rename it
+over `path` (atomic), fsync the directory; a crash leaves the old or the new content, never a
+torn one.
+
+Portability: `import lnc_client` works where `fcntl` or `os.fdatasync` does not exist.
+`fdatasync` falls back to `os.fsync`; a directory sync is skipped where a directory cannot be
+opened (Windows, where renames are made durable by the file system itself); without `fcntl`,
+`FileLock` excludes the threads of this process only (another process is not kept out).
+Every call looks its `os` function up when it runs, so tests may intercept `os.fsync`,
+`os.fdatasync` and `os.replace`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar, Final
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    HAVE_FLOCK = False
+else:
+    HAVE_FLOCK = True
+
+__all__ = [
+    "HAVE_FLOCK",
+    "FileLock",
+    "fdatasync",
+    "fsync_directory",
+    "fsync_path",
+    "write_atomically",
+]
+
+_CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY: Final = getattr(os, "O_DIRECTORY", 0)
+_DIRECTORY_SYNC: Final = os.name != "nt"
+_TEMP_SUFFIX: Final = ".tmp"
+_LOCK_SUFFIX: Final = ".lock"
+
+
+def fdatasync(fd: int) -> None:
+    """Make a file's data durable: `os.fdatasync`, or `os.fsync` where that is missing."""
+    sync = getattr(os, "fdatasync", None) or os.fsync
+    sync(fd)
+
+
+def fsync_path(path: Path) -> None:
+    """Make the file at `path` durable (data and metadata)."""
+    fd = os.open(path, os.O_RDONLY | _CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a directory's entries (files created, renamed, deleted) durable."""
+    if not _DIRECTORY_SYNC:
+        return
+    fd = os.open(path, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data`, atomically and durably.
+
+    `data` goes to `<path>.tmp` (created or truncated), which is fsync'd and renamed over
+    `path`; then the directory is fsync'd. A leftover `.tmp` from a crash is overwritten.
+    """
+    temporary = path.with_name(path.name + _TEMP_SUFFIX)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    fsync_directory(path.parent)
+
+
+class FileLock:
+    """An exclusive lock on `<path>.lock`, held for a `with` block (blocking: use a thread).
+
+    The lock file is created (with its directory) on first use and left in place: removing it
+    would race with another process locking it. With `fcntl` it is an advisory `flock` that
+    keeps other processes out; without it, only other threads of this process.
+
+    Args:
+        path: The file the lock protects.
+    """
+
+    _local_locks: ClassVar[dict[Path, threading.Lock]] = {}
+    _local_guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self._lock_path = path.with_name(path.name + _LOCK_SUFFIX)
+        self._fd = -1
+        self._local: threading.Lock | None = None
+
+    def __enter__(self) -> None:
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        if not HAVE_FLOCK:
+            with FileLock._local_guard:
+                key = self._lock_path.absolute()
+                self._local = FileLock._local_locks.setdefault(key, threading.Lock())
+            self._local.acquire()
+            return
+        self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._local is not None:
+            self._local.release()
+            self._local = None
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            os.close(self._fd)
+            self._fd = -1

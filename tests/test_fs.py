@@ -1,0 +1,107 @@
+"""The durable-file helpers shared by server storage and the offset stores, and portability."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from lnc_client import _fs
+
+WITHOUT_FCNTL_AND_FDATASYNC = """
+import asyncio, os, sys, tempfile
+sys.modules["fcntl"] = None
+del os.fdatasync
+import lnc_client, lnc_client.server
+from lnc_client import _fs
+from lnc_client.offsets import FileOffsetStore
+assert not _fs.HAVE_FLOCK
+directory = tempfile.mkdtemp()
+store = FileOffsetStore(directory)
+asyncio.run(store.save("app", 1, 42))
+print(asyncio.run(store.load("app", 1)))
+fd = os.open(os.path.join(directory, "data"), os.O_CREAT | os.O_WRONLY)
+_fs.fdatasync(fd)
+os.close(fd)
+print("ok")
+"""
+
+
+def test_lnc_client_imports_and_stores_offsets_without_fcntl_or_fdatasync() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_FCNTL_AND_FDATASYNC],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["42", "ok"]
+
+
+def test_fdatasync_falls_back_to_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    monkeypatch.delattr(os, "fdatasync")
+    monkeypatch.setattr(os, "fsync", synced.append)
+    fd = os.open(tmp_path / "f", os.O_CREAT | os.O_WRONLY)
+    try:
+        _fs.fdatasync(fd)
+    finally:
+        os.close(fd)
+    assert synced == [fd]
+
+
+def test_write_atomically_replaces_then_syncs_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "metadata.json"
+    target.write_bytes(b"old")
+    (tmp_path / "metadata.json.tmp").write_bytes(b"leftover from a crash, longer than the data")
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    def replace(source: Path, destination: Path) -> None:
+        events.append(f"replace {Path(source).name} {Path(destination).name}")
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    _fs.write_atomically(target, b"new")
+    assert events == [
+        "fsync metadata.json.tmp",
+        "replace metadata.json.tmp metadata.json",
+        f"fsync {tmp_path.name}",
+    ]
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metadata.json"]
+
+
+@pytest.mark.parametrize("flock", [True, False])
+def test_file_lock_excludes_another_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flock: bool
+) -> None:
+    monkeypatch.setattr(_fs, "HAVE_FLOCK", flock)
+    path = tmp_path / "sub" / "offset"
+    order: list[str] = []
+
+    def second() -> None:
+        with _fs.FileLock(path):
+            order.append("second")
+
+    with _fs.FileLock(path):
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.2)  # time for the second holder to (wrongly) get in
+        assert thread.is_alive()
+        order.append("first")
+    thread.join(10)
+    assert order == ["first", "second"]
+    assert path.with_name("offset.lock").exists() is flock
