@@ -42,7 +42,6 @@ import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from typing import Final, TypeVar
 
 from lnc_client.config import Address, ConnectionOptions, parse_address
@@ -59,6 +58,7 @@ from lnc_client.protocol.control import (
     parse_auth_response,
     parse_error_response,
 )
+from lnc_client.protocol.error_texts import Side, side_of
 from lnc_client.protocol.frame import (
     KEEPALIVE_FRAME,
     ControlCommand,
@@ -90,35 +90,6 @@ _ANSWERS: Final[dict[int, frozenset[int]]] = {
 _TOPIC_ANSWER: Final = frozenset({ControlCommand.TOPIC_RESPONSE})
 _JOIN_BELOW: Final = 64 * 1024
 """Payloads smaller than this are joined to their header (one write); larger ones are not copied."""
-_INGEST_ONLY_TEXTS: Final = frozenset(
-    {
-        "Unknown topic",
-        "Authentication required",
-        "FORWARD_FAILED: Unknown topic (metadata convergence)",
-    }
-)
-"""Error texts only an ingest gets (PROTOCOL.md §2.3, §2.9)."""
-_CONTROL_ONLY_TEXTS: Final = frozenset(
-    {"FORWARD_FAILED: Leader not ready (apply/metadata catch-up)"}
-)
-"""Forwarding texts only control commands get: such a leader still takes ingest (§8)."""
-_SHARED_PREFIXES: Final = ("FORWARD_FAILED: ", "NOT_LEADER: ")
-"""Every other text an ingest can get starts with one of these (§2.7, §2.9, §8)."""
-
-
-class _ErrorOwner(Enum):
-    INGEST = "ingest"
-    REQUEST = "request"
-    EITHER = "either"
-
-
-def _owner_of(text: str) -> _ErrorOwner:
-    """Who can have caused an ErrorResponse with this text: an ingest, a request, or both."""
-    if text in _INGEST_ONLY_TEXTS:
-        return _ErrorOwner.INGEST
-    if text in _CONTROL_ONLY_TEXTS or not text.startswith(_SHARED_PREFIXES):
-        return _ErrorOwner.REQUEST
-    return _ErrorOwner.EITHER
 
 
 def _answers_for(command: int) -> frozenset[int]:
@@ -598,10 +569,10 @@ class Connection:
         request = self._requests[0] if self._requests else None
         oldest = self._in_flight[0] if self._in_flight else None
         if request is not None and oldest is not None:
-            owner = _owner_of(error.server_text or "")
-            if owner is _ErrorOwner.INGEST:
+            side = side_of(error.server_text or "")
+            if side is Side.INGEST:
                 request = None
-            elif owner is _ErrorOwner.REQUEST or request.seq < oldest.seq:
+            elif side is Side.CONTROL or request.seq < oldest.seq:
                 oldest = None
             else:
                 raise ProtocolError(

@@ -251,36 +251,11 @@ def validate_topic_name(name: str) -> None:
         raise InvalidTopicNameError(name if isinstance(name, str) else repr(name))
 
 
-_EXACT_TEXTS: Final[dict[str, type[LanceError]]] = {
-    "Unknown topic": TopicNotFoundError,
-    "Topic not found": TopicNotFoundError,
-    "Topic name required": InvalidTopicNameError,
-    "Invalid data: Topic name must not be empty": InvalidTopicNameError,
-    "Authentication required": AccessDeniedError,
-    "Invalid token": AuthenticationError,
-    "No token provided": AuthenticationError,
-    "Invalid token encoding": AuthenticationError,
-    "Invalid client command": UnsupportedCommandError,
-    "Authentication handled at connection level": UnsupportedCommandError,
-    "Rate limit exceeded": RateLimitedError,
-    "Fetch request payload required": InvalidRequestError,
-    "Protocol error: Fetch request payload too small": InvalidRequestError,
-    "Invalid create topic payload": InvalidRequestError,
-    "Invalid payload length": InvalidRequestError,
-    "Invalid set retention payload": InvalidRequestError,
-    "Invalid subscribe payload": InvalidRequestError,
-    "Invalid unsubscribe payload": InvalidRequestError,
-    "Invalid commit offset payload": InvalidRequestError,
-}
-
-_TOPIC_ID_NOT_FOUND_RE: Final = re.compile(r"(?:Configuration error: )?Topic (\d+) not found")
-_ALREADY_EXISTS_RE: Final = re.compile(r"Topic '(.*)' already exists", re.DOTALL)
-_INVALID_NAME_RE: Final = re.compile(r"Invalid data: Topic name '(.*)' contains invalid", re.DOTALL)
-_NOT_LEADER_RE: Final = re.compile(r"NOT_LEADER: redirect to (\S+)")
-
-
 def error_from_server_text(text: str) -> LanceError:
     """Map an ErrorResponse text (PROTOCOL.md §4.4) to the matching exception.
+
+    The texts and their classes are one table, `lnc_client.protocol.error_texts`, which the
+    embedded server also writes its texts from.
 
     Args:
         text: The UTF-8 text of the ErrorResponse payload, verbatim.
@@ -289,22 +264,8 @@ def error_from_server_text(text: str) -> LanceError:
         An instance of the most specific class; its `server_text` is `text`. Texts that match
         no known pattern give a `ServerError`.
     """
-    exact = _EXACT_TEXTS.get(text)
-    if exact is not None:
-        return exact(server_text=text)
-    if match := _TOPIC_ID_NOT_FOUND_RE.fullmatch(text):
-        return TopicNotFoundError(int(match.group(1)), server_text=text)
-    if match := _ALREADY_EXISTS_RE.fullmatch(text):
-        return TopicAlreadyExistsError(match.group(1), server_text=text)
-    if match := _INVALID_NAME_RE.match(text):
-        return InvalidTopicNameError(match.group(1), server_text=text)
-    if text.startswith("FORWARD_FAILED"):
-        return ForwardFailedError(server_text=text)
-    if text.startswith("NOT_LEADER"):
-        match = _NOT_LEADER_RE.match(text)
-        return NotLeaderError(match.group(1) if match else None, server_text=text)
-    if text.startswith("Failed to replicate"):
-        return ReplicationError(server_text=text)
-    if text.startswith("I/O error"):
-        return ServerIOError(server_text=text)
-    return ServerError(server_text=text)
+    # Imported here, not at the top: the protocol package imports this module (the hierarchy
+    # sits below it), so a top-level import would be circular.
+    from lnc_client.protocol.error_texts import error_for_text
+
+    return error_for_text(text)

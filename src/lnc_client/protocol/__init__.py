@@ -8,6 +8,9 @@ typed values come out, and back. Three modules, one per layer of a message:
 * `control`: control payloads -> typed values (`TopicInfo`, `FetchResult`, ...) and back.
 * `records`: TLV record streams inside ingest payloads and fetch windows, with partial-tail
   decoding and the TLV-level compressed envelope.
+
+Beside them, `error_texts` is the one table of ErrorResponse texts (the server writes them
+from it, the client classifies them with it).
 """
 
 from lnc_client.protocol.control import (

@@ -24,14 +24,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from lnc_client.errors import (
-    AuthenticationError,
-    InvalidRequestError,
-    InvalidTopicNameError,
-    LanceError,
-    ProtocolError,
-    error_from_server_text,
-)
+from lnc_client.errors import LanceError, ProtocolError
+from lnc_client.protocol import error_texts as texts
 
 __all__ = [
     "FETCH_RESPONSE_HEADER_SIZE",
@@ -537,7 +531,7 @@ def parse_auth_response(payload: bytes | memoryview) -> AuthResult:
 
 def parse_error_response(payload: bytes | memoryview) -> LanceError:
     """Turn an ErrorResponse (0xFF) text into the matching `LanceError` (not raised)."""
-    return error_from_server_text(bytes(payload).decode("utf-8", "replace"))
+    return texts.error_for_text(bytes(payload).decode("utf-8", "replace"))
 
 
 # --- request parsers (server) -------------------------------------------------------------
@@ -551,7 +545,7 @@ def parse_create_topic_request(payload: bytes | memoryview) -> str:
             are not checked here; use `validate_topic_name`.
     """
     if not payload:
-        raise InvalidTopicNameError(server_text="Topic name required")
+        raise texts.NAME_REQUIRED.error_for()
     return bytes(payload).decode("utf-8", "replace")
 
 
@@ -566,11 +560,11 @@ def parse_authenticate_request(payload: bytes | memoryview) -> str:
             encoding` when it is not UTF-8.
     """
     if not payload:
-        raise AuthenticationError(server_text="No token provided")
+        raise texts.NO_TOKEN.error_for()
     try:
         return bytes(payload).decode()
     except UnicodeDecodeError:
-        raise AuthenticationError(server_text="Invalid token encoding") from None
+        raise texts.INVALID_TOKEN_ENCODING.error_for() from None
 
 
 def parse_topic_id_request(payload: bytes | memoryview) -> int:
@@ -581,7 +575,7 @@ def parse_topic_id_request(payload: bytes | memoryview) -> int:
 def parse_set_retention_request(payload: bytes | memoryview) -> SetRetentionRequest:
     """SetRetention: at least 20 bytes, else `Invalid set retention payload`."""
     if len(payload) < _SET_RETENTION.size:
-        raise InvalidRequestError(server_text="Invalid set retention payload")
+        raise texts.SET_RETENTION_PAYLOAD.error_for()
     return SetRetentionRequest(*_SET_RETENTION.unpack_from(payload))
 
 
@@ -595,11 +589,11 @@ def parse_create_topic_with_retention_request(
             `Invalid payload length` when the name runs past the payload.
     """
     if len(payload) < _NAME_LENGTH.size + _RETENTION_VALUES.size:
-        raise InvalidRequestError(server_text="Invalid create topic payload")
+        raise texts.CREATE_TOPIC_PAYLOAD.error_for()
     (name_length,) = _NAME_LENGTH.unpack_from(payload)
     end = _NAME_LENGTH.size + name_length
     if end + _RETENTION_VALUES.size > len(payload):
-        raise InvalidRequestError(server_text="Invalid payload length")
+        raise texts.PAYLOAD_LENGTH.error_for()
     name = bytes(payload[_NAME_LENGTH.size : end]).decode("utf-8", "replace")
     max_age, max_bytes = _RETENTION_VALUES.unpack_from(payload, end)
     return CreateTopicWithRetentionRequest(name, max_age, max_bytes)
@@ -608,30 +602,30 @@ def parse_create_topic_with_retention_request(
 def parse_fetch_request(payload: bytes | memoryview) -> FetchRequest:
     """Fetch: the server's exact texts for an empty or short payload."""
     if not payload:
-        raise InvalidRequestError(server_text="Fetch request payload required")
+        raise texts.FETCH_PAYLOAD_REQUIRED.error_for()
     if len(payload) < _FETCH.size:
-        raise InvalidRequestError(server_text="Protocol error: Fetch request payload too small")
+        raise texts.FETCH_PAYLOAD_TOO_SMALL.error_for()
     return FetchRequest(*_FETCH.unpack_from(payload))
 
 
 def parse_subscribe_request(payload: bytes | memoryview) -> SubscribeRequest:
     """Subscribe: at least 24 bytes, else `Invalid subscribe payload`."""
     if len(payload) < _SUBSCRIBE.size:
-        raise InvalidRequestError(server_text="Invalid subscribe payload")
+        raise texts.SUBSCRIBE_PAYLOAD.error_for()
     return SubscribeRequest(*_SUBSCRIBE.unpack_from(payload))
 
 
 def parse_unsubscribe_request(payload: bytes | memoryview) -> UnsubscribeRequest:
     """Unsubscribe: at least 12 bytes, else `Invalid unsubscribe payload`."""
     if len(payload) < _UNSUBSCRIBE.size:
-        raise InvalidRequestError(server_text="Invalid unsubscribe payload")
+        raise texts.UNSUBSCRIBE_PAYLOAD.error_for()
     return UnsubscribeRequest(*_UNSUBSCRIBE.unpack_from(payload))
 
 
 def parse_commit_offset_request(payload: bytes | memoryview) -> CommitOffsetRequest:
     """CommitOffset: at least 20 bytes, else `Invalid commit offset payload`."""
     if len(payload) < _COMMIT.size:
-        raise InvalidRequestError(server_text="Invalid commit offset payload")
+        raise texts.COMMIT_OFFSET_PAYLOAD.error_for()
     return CommitOffsetRequest(*_COMMIT.unpack_from(payload))
 
 

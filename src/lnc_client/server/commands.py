@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from lnc_client.errors import InvalidTopicNameError, LanceError, validate_topic_name
+from lnc_client.protocol import error_texts as texts
 from lnc_client.protocol.control import (
     FETCH_RESPONSE_HEADER_SIZE,
     TAIL_OFFSET,
@@ -78,7 +79,7 @@ _STATUS_FRAME: Final = encode_frame(
     batch_id=ControlCommand.CLUSTER_STATUS_RESPONSE,
 )
 _AUTHENTICATED: Final = AuthResult(ok=True, message="Authenticated")
-_INVALID_TOKEN: Final = AuthResult(ok=False, message="Invalid token")
+_INVALID_TOKEN: Final = AuthResult(ok=False, message=texts.INVALID_TOKEN.text)
 
 
 def _control(code: ControlCommand, payload: bytes) -> Reply:
@@ -97,8 +98,8 @@ def _server_text(error: LanceError) -> str:
 def _io_error_text(error: OSError) -> str:
     """Rust's `I/O error: <std::io::Error>` Display, e.g. `... (os error 36)`."""
     if error.errno is None:
-        return f"I/O error: {error}"
-    return f"I/O error: {error.strerror} (os error {error.errno})"
+        return texts.IO_ERROR.format(detail=error)
+    return texts.IO_ERROR.format(detail=f"{error.strerror} (os error {error.errno})")
 
 
 @dataclass(slots=True)
@@ -187,8 +188,8 @@ class Commands:
         if command == ControlCommand.AUTHENTICATE:
             return self._authenticate(payload, auth)
         if command == ControlCommand.AUTHENTICATE_RESPONSE:
-            return error_frame("Authentication handled at connection level")
-        return error_frame("Invalid client command")
+            return error_frame(texts.AUTH_AT_CONNECTION_LEVEL.text)
+        return error_frame(texts.INVALID_CLIENT_COMMAND.text)
 
     # --- memory-only commands -----------------------------------------------------------------
 
@@ -199,7 +200,7 @@ class Commands:
     def _get_topic(self, payload: Payload) -> Reply:
         topic = self._state.registry.by_id.get(parse_topic_id_request(payload))
         if topic is None:
-            return error_frame("Topic not found")
+            return error_frame(texts.TOPIC_NOT_FOUND.text)
         return _control(ControlCommand.TOPIC_RESPONSE, topic_json(topic.info()))
 
     def _cluster_status(self, payload: Payload) -> Reply:
@@ -208,7 +209,7 @@ class Commands:
     def _subscribe(self, payload: Payload) -> Reply:
         request = parse_subscribe_request(payload)
         if request.topic_id != 0 and request.topic_id not in self._state.registry.by_id:
-            return error_frame("Topic not found")
+            return error_frame(texts.TOPIC_NOT_FOUND.text)
         key = (request.topic_id, request.consumer_id)
         offset = request.start_offset
         if offset == 0:
@@ -255,16 +256,13 @@ class Commands:
     ) -> Reply | Coroutine[None, None, Reply]:
         registry = self._state.registry
         if name in registry.by_name or name in registry.deleting:
-            return error_frame(f"Topic '{name}' already exists")
+            return error_frame(texts.ALREADY_EXISTS.format(name=name))
         if not name:
-            return error_frame("Invalid data: Topic name must not be empty")
+            return error_frame(texts.NAME_EMPTY.text)
         try:
             validate_topic_name(name)
         except InvalidTopicNameError:
-            return error_frame(
-                f"Invalid data: Topic name '{name}' contains invalid characters. Only "
-                "alphanumeric characters (a-z, A-Z, 0-9) and dashes (-) are allowed"
-            )
+            return error_frame(texts.NAME_INVALID.format(name=name))
         return self._persist_new_topic(self._state.registry.add(name, retention))
 
     async def _persist_new_topic(self, topic: Topic) -> Reply:
@@ -281,7 +279,7 @@ class Commands:
         registry = self._state.registry
         topic = registry.by_id.get(topic_id)
         if topic is None:
-            return error_frame(f"Configuration error: Topic {topic_id} not found")
+            return error_frame(texts.TOPIC_ID_NOT_FOUND_CONFIG.format(topic_id=topic_id))
         registry.begin_delete(topic)
         writer = self._state.writer
 
@@ -310,7 +308,7 @@ class Commands:
         registry = self._state.registry
         topic = registry.by_id.get(request.topic_id)
         if topic is None:
-            return error_frame(f"Configuration error: Topic {request.topic_id} not found")
+            return error_frame(texts.TOPIC_ID_NOT_FOUND_CONFIG.format(topic_id=request.topic_id))
         previous = topic.retention
         wanted = RetentionInfo(request.max_age_secs, request.max_bytes)
         topic.retention = wanted
@@ -331,7 +329,7 @@ class Commands:
         request = parse_fetch_request(payload)
         topic = self._state.registry.by_id.get(request.topic_id)
         if topic is None:
-            return error_frame(f"Topic {request.topic_id} not found")
+            return error_frame(texts.TOPIC_ID_NOT_FOUND.format(topic_id=request.topic_id))
         snapshot = topic.log.snapshot
         start = request.start_offset
         if start == TAIL_OFFSET:

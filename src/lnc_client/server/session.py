@@ -31,6 +31,7 @@ from functools import partial
 from typing import Final
 
 from lnc_client.errors import InvalidFrameError
+from lnc_client.protocol import error_texts as texts
 from lnc_client.protocol.frame import (
     KEEPALIVE_FRAME,
     Frame,
@@ -47,8 +48,8 @@ from lnc_client.server.storage.writer import WriterUnavailableError
 __all__ = ["Session"]
 
 _log = logging.getLogger(__name__)
-_AUTH_REQUIRED: Final = error_frame("Authentication required")
-_UNKNOWN_TOPIC: Final = error_frame("Unknown topic")
+_AUTH_REQUIRED: Final = error_frame(texts.AUTHENTICATION_REQUIRED.text)
+_UNKNOWN_TOPIC: Final = error_frame(texts.UNKNOWN_TOPIC.text)
 _INGEST: Final = FrameType.INGEST
 _CONTROL: Final = FrameType.CONTROL
 _KEEPALIVE: Final = FrameType.KEEPALIVE
