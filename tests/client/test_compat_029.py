@@ -57,9 +57,9 @@ def test_error_from_response_maps_0_2_9_codes() -> None:
 
 
 def test_frame_errors_keep_0_2_9_texts() -> None:
-    with pytest.raises(InvalidFrameError, match="^Invalid magic"):
+    with pytest.raises(InvalidFrameError, match=r"^Invalid magic"):
         LwpHeader.decode(b"XYZW" + bytes(40))
-    with pytest.raises(InvalidFrameError, match="^Buffer too small: 10 of 44 bytes"):
+    with pytest.raises(InvalidFrameError, match=r"^Buffer too small: 10 of 44 bytes"):
         LwpHeader.decode(bytes(10))
     plain = InvalidFrameError("bad crc")
     assert (str(plain), plain.fault, plain.retryable) == ("bad crc", None, False)
