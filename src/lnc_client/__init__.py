@@ -49,10 +49,17 @@ from lnc_client.errors import (
 from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
 from lnc_client.producer import Producer, ProducerMetrics, SendAck, SendCallback, SendHandle
 from lnc_client.protocol import (
+    DEFAULT_PORT,
+    HEADER_SIZE,
+    MAGIC,
+    PROTOCOL_VERSION,
     AuthResult,
     ClusterStatus,
     CommitAck,
+    ControlCommand,
     FetchResult,
+    Flag,
+    LwpHeader,
     RecordType,
     RetentionInfo,
     RetentionResult,
@@ -66,7 +73,11 @@ from lnc_client.protocol import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_PORT",
+    "HEADER_SIZE",
+    "MAGIC",
     "NO_LIMIT",
+    "PROTOCOL_VERSION",
     "AccessDeniedError",
     "Address",
     "AuthResult",
@@ -79,14 +90,17 @@ __all__ = [
     "Connection",
     "ConnectionError",
     "ConnectionOptions",
+    "ControlCommand",
     "FetchResult",
     "FileOffsetStore",
+    "Flag",
     "ForwardFailedError",
     "InvalidFrameError",
     "InvalidRequestError",
     "InvalidTopicNameError",
     "LanceClient",
     "LanceError",
+    "LwpHeader",
     "MemoryOffsetStore",
     "NotLeaderError",
     "OffsetStore",

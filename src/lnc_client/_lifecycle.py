@@ -2,7 +2,8 @@
 
 Producer, StandaloneConsumer and LanceClient each implement `start()` (connect, and whatever
 else they need before use) and `close()`; this mixin makes them async context managers that
-start on entry and close on exit, whatever ends the block.
+start on entry and close on exit, whatever ends the block. A plain `with` raises a `TypeError`
+that points to `async with` and to the blocking classes of `lnc_client.sync`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ class AsyncLifecycle(ABC):
 
     async def __aenter__(self) -> Self:
         return await self.start()
+
+    def __enter__(self) -> Self:
+        name = type(self).__name__
+        raise TypeError(
+            f"{name} is asynchronous: use `async with {name}(...)` inside a coroutine, "
+            f"or the blocking `lnc_client.sync.{name}` with a plain `with`"
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        """Never reached: `__enter__` raises."""
+        raise NotImplementedError
 
     async def __aexit__(
         self,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Self
 
 from lnc_client.errors import validate_topic_name
-from lnc_client.protocol.control import RetentionInfo, TopicInfo
+from lnc_client.protocol.control import TAIL_OFFSET, RetentionInfo, TopicInfo
 from lnc_client.protocol.frame import DEFAULT_PORT, MAX_PAYLOAD_SIZE
 
 __all__ = [
@@ -357,7 +357,7 @@ class StandaloneConfig(_Builders):
     Attributes:
         consumer_name: Names the consumer; its consumer id is derived from it (docs/client.md).
         topic_id: The topic by id (0 to resolve `topic_name`).
-        topic_name: The topic by name.
+        topic_name: The topic by name, or None (an empty name is stored as None).
         max_fetch_bytes: Fetch window; grown automatically for a record larger than it.
         start_position: Where to start without a committed offset.
         offset_dir: Directory of the file offset store, or None for memory only.
@@ -385,7 +385,7 @@ class StandaloneConfig(_Builders):
 
     consumer_name: str
     topic_id: int
-    topic_name: str
+    topic_name: str | None
     max_fetch_bytes: int
     start_position: StartPosition
     offset_dir: Path | None
@@ -401,7 +401,7 @@ class StandaloneConfig(_Builders):
         self,
         consumer_name: str = "",
         topic_id: int = 0,
-        topic_name: str = "",
+        topic_name: str | None = None,
         *,
         max_fetch_bytes: int = 1024 * 1024,
         start_position: StartPosition = SeekPosition.BEGINNING,
@@ -433,7 +433,7 @@ class StandaloneConfig(_Builders):
         values = {
             "consumer_name": consumer_name,
             "topic_id": topic_id,
-            "topic_name": topic_name,
+            "topic_name": topic_name or None,
             "max_fetch_bytes": max_fetch_bytes,
             "start_position": start_position,
             "offset_dir": Path(offset_dir) if offset_dir is not None else None,
@@ -511,10 +511,16 @@ class StandaloneConfig(_Builders):
         return self._copy(poll_timeout_s=seconds)
 
     @property
-    def start_offset(self) -> int | None:
-        """The explicit start offset, or None for BEGINNING/END positions."""
+    def start_offset(self) -> int:
+        """The start position as a byte offset: 0 for BEGINNING, `TAIL_OFFSET` for END.
+
+        END is the u64::MAX tail offset the server resolves to the topic's end (lnc-client
+        0.2.9 gave 2**63-1 here, which the server reads as a real, far-away offset).
+        """
         position = self.start_position
-        return position[1] if isinstance(position, tuple) else None
+        if isinstance(position, tuple):
+            return position[1]
+        return TAIL_OFFSET if position is SeekPosition.END else 0
 
     def _max_frame_payload(self) -> int:
         return max(MAX_PAYLOAD_SIZE, self.max_fetch_bytes) + 16

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lnc_client.protocol.frame import Frame
 
 __all__ = [
+    "ERROR_CODE_MAP",
     "AccessDeniedError",
     "AuthenticationError",
     "BackpressureError",
@@ -44,6 +45,7 @@ __all__ = [
     "TopicAlreadyExistsError",
     "TopicNotFoundError",
     "UnsupportedCommandError",
+    "error_from_response",
     "error_from_server_text",
     "validate_topic_name",
 ]
@@ -86,31 +88,37 @@ class ProtocolError(LanceError):
 
 
 class FrameFault(StrEnum):
-    """Why a frame was rejected, in the order the real server checks (PROTOCOL.md §1.4)."""
+    """Why a frame was rejected, in the order the real server checks.
 
-    PAYLOAD_TOO_LARGE = "payload too large"
-    BAD_MAGIC = "bad magic"
-    BAD_VERSION = "unsupported protocol version"
-    HEADER_CRC = "header CRC mismatch"
-    PAYLOAD_CRC = "payload CRC mismatch"
-    TRUNCATED = "truncated frame"
+    The texts of `BAD_MAGIC` and `TRUNCATED` are those of lnc-client 0.2.9, whose users may
+    match on them.
+    """
+
+    PAYLOAD_TOO_LARGE = "Payload too large"
+    BAD_MAGIC = "Invalid magic"
+    BAD_VERSION = "Unsupported protocol version"
+    HEADER_CRC = "Header CRC mismatch"
+    PAYLOAD_CRC = "Payload CRC mismatch"
+    TRUNCATED = "Buffer too small"
 
 
 class InvalidFrameError(ProtocolError):
     """A frame failed validation; the byte stream cannot be trusted any longer.
 
     Attributes:
-        fault: Which check failed.
+        fault: Which check failed; None for an error built from a text alone (the
+            `InvalidFrameError("bad crc")` form of lnc-client 0.2.9).
         frames: The complete, valid frames that the same decoder call produced before the
             fault, in order. The real server still acts on frames that precede a fault in a
             read (PROTOCOL.md §1.4), so a server or client can do the same with these.
     """
 
     def __init__(
-        self, fault: FrameFault, detail: str = "", *, frames: tuple[Frame, ...] = ()
+        self, fault: FrameFault | str, detail: str = "", *, frames: tuple[Frame, ...] = ()
     ) -> None:
-        super().__init__(f"invalid frame: {fault.value}{': ' + detail if detail else ''}")
-        self.fault = fault
+        text = fault.value if isinstance(fault, FrameFault) else fault
+        super().__init__(f"{text}: {detail}" if detail else text)
+        self.fault = fault if isinstance(fault, FrameFault) else None
         self.frames = frames
 
 
@@ -189,10 +197,9 @@ class InvalidTopicNameError(LanceError, ValueError):
     """
 
     def __init__(self, name: str | None = None, *, server_text: str | None = None) -> None:
+        rule = "must not be empty" if name == "" else "must match [a-zA-Z0-9-]+"
         super().__init__(
-            server_text
-            or f"invalid topic name {name!r}: only A-Z, a-z, 0-9 and '-' are allowed, "
-            "and it must not be empty",
+            server_text or f"Invalid topic name {name!r}: {rule} (ASCII letters, digits, '-')",
             server_text=server_text,
         )
         self.name = name
@@ -238,17 +245,21 @@ class AuthenticationError(AccessDeniedError):
 _TOPIC_NAME_RE: Final = re.compile(r"[A-Za-z0-9-]+")
 
 
-def validate_topic_name(name: str) -> None:
+def validate_topic_name(name: str) -> str:
     """Check a topic name against the server's rule before anything is sent.
 
     Args:
         name: The proposed topic name.
+
+    Returns:
+        `name` itself, so that `topic = validate_topic_name(text)` reads naturally.
 
     Raises:
         InvalidTopicNameError: The name is empty or has a character outside `[A-Za-z0-9-]`.
     """
     if not isinstance(name, str) or _TOPIC_NAME_RE.fullmatch(name) is None:
         raise InvalidTopicNameError(name if isinstance(name, str) else repr(name))
+    return name
 
 
 def error_from_server_text(text: str) -> LanceError:
@@ -269,3 +280,57 @@ def error_from_server_text(text: str) -> LanceError:
     from lnc_client.protocol.error_texts import error_for_text
 
     return error_for_text(text)
+
+
+ERROR_CODE_MAP: Final[dict[int, type[LanceError]]] = {
+    0x01: LanceError,
+    0x02: InvalidFrameError,
+    0x03: ProtocolError,
+    0x04: ProtocolError,
+    0x05: InvalidFrameError,
+    0x06: ProtocolError,
+    0x10: TopicNotFoundError,
+    0x11: TopicAlreadyExistsError,
+    0x12: InvalidTopicNameError,
+    0x13: TopicNotFoundError,
+    0x14: ServerCatchingUpError,
+    0x20: NotLeaderError,
+    0x30: BackpressureError,
+    0x31: BackpressureError,
+    0x40: AccessDeniedError,
+    0x41: AccessDeniedError,
+    0x42: AccessDeniedError,
+}
+"""The numeric error codes lnc-client 0.2.9 defined; no Lance server sends them (it sends text)."""
+
+
+def error_from_response(
+    code: int, message: str, details: dict[str, object] | None = None
+) -> LanceError:
+    """Build the exception for one of lnc-client 0.2.9's error codes (kept for old callers).
+
+    The Lance server answers errors with a text, never a code: errors received on the wire go
+    through `error_from_server_text`. This function only keeps code written for 0.2.9 working.
+
+    Args:
+        code: A code of `ERROR_CODE_MAP`; an unknown code maps `message` as a server text.
+        message: The error text.
+        details: `leader_addr` for NOT_LEADER (0x20), `server_offset` for catching up (0x14).
+
+    Returns:
+        The matching exception (not raised).
+    """
+    kind = ERROR_CODE_MAP.get(code)
+    extra = details or {}
+    if kind is None:
+        return error_from_server_text(message)
+    if kind is NotLeaderError:
+        leader = extra.get("leader_addr")
+        return NotLeaderError(leader if isinstance(leader, str) else None)
+    if kind is ServerCatchingUpError:
+        offset = extra.get("server_offset", 0)
+        return ServerCatchingUpError(offset if isinstance(offset, int) else 0)
+    if kind is InvalidFrameError:
+        fault = FrameFault.BAD_MAGIC if code == 0x02 else FrameFault.PAYLOAD_CRC
+        return InvalidFrameError(fault, message)
+    return kind(message)

@@ -144,15 +144,21 @@ class FileOffsetStore(OffsetStore):
         """Replace the file atomically: temp file, fsync, rename, directory fsync, under lock."""
         _check_offset(offset)
         path = self.path_for(consumer_name, topic_id, topic_name=topic_name)
-        record = {
+        record = self._record(consumer_name, topic_id, offset, topic_name)
+        text = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
+        await asyncio.to_thread(_write_atomically, path, text.encode())
+
+    def _record(
+        self, consumer_name: str, topic_id: int, offset: int, topic_name: str | None
+    ) -> dict[str, object]:
+        """The JSON object written for one offset (`load` reads `offset` and `topic_id`)."""
+        return {
             "consumer_name": consumer_name,
             "offset": offset,
             "topic_id": topic_id,
             "topic_name": topic_name,
             "version": _FORMAT_VERSION,
         }
-        text = json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n"
-        await asyncio.to_thread(_write_atomically, path, text.encode())
 
     async def delete(
         self, consumer_name: str, topic_id: int, *, topic_name: str | None = None

@@ -140,7 +140,7 @@ def test_constructors_keep_their_details() -> None:
     assert "1234" in str(catching_up)
     frame = e.InvalidFrameError(e.FrameFault.PAYLOAD_CRC, "detail")
     assert frame.fault is e.FrameFault.PAYLOAD_CRC
-    assert str(frame) == "invalid frame: payload CRC mismatch: detail"
+    assert str(frame) == "Payload CRC mismatch: detail"
     assert frame.frames == ()
     assert str(e.TopicNotFoundError(3)) == "topic 3 not found"
     assert e.TopicNotFoundError("t").topic_id == "t"

@@ -243,16 +243,22 @@ def test_record_header_layouts() -> None:
     assert record_header(b"") is None
 
 
-def test_decode_records_is_strict() -> None:
+def test_decode_records_is_lenient_by_default_as_in_0_2_9() -> None:
     stream = encode_values([b"one", b"two"])
-    assert [r.value for r in decode_records(stream)] == [b"one", b"two"]
-    assert len(decode_records(stream, expected_count=2)) == 2
+    assert [r.value for r in decode_records(stream[:-1])] == [b"one"]
+    assert [r.value for r in decode_records(stream, expected_count=1)] == [b"one"]
+
+
+def test_decode_records_strict() -> None:
+    stream = encode_values([b"one", b"two"])
+    assert [r.value for r in decode_records(stream, strict=True)] == [b"one", b"two"]
+    assert len(decode_records(stream, expected_count=2, strict=True)) == 2
     with pytest.raises(ProtocolError, match="ends inside a record"):
-        decode_records(stream[:-1])
+        decode_records(stream[:-1], strict=True)
     with pytest.raises(ProtocolError, match="ends inside a record"):
-        decode_records(stream + b"\x01\x00")
+        decode_records(stream + b"\x01\x00", strict=True)
     with pytest.raises(ProtocolError, match="expected 3 records, found 2"):
-        decode_records(stream, expected_count=3)
+        decode_records(stream, expected_count=3, strict=True)
     assert decode_records(b"") == []
 
 

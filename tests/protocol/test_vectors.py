@@ -68,7 +68,7 @@ CASES: dict[str, Case] = {
         FrameType.INGEST,
         0x04,
         1,
-        lambda f: decode_records(bytes(f.payload), expected_count=1),
+        lambda f: decode_records(bytes(f.payload), expected_count=1, strict=True),
         [TlvRecord.raw(b"hello")],
         topic_id=1,
         record_count=1,

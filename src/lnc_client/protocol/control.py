@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -220,6 +220,16 @@ class FetchResult:
         """Length of the data window."""
         return len(self.data)
 
+    def __iter__(self) -> Iterator[int | memoryview | bytes]:
+        """Unpack as lnc-client 0.2.9's tuple: `start, end, high_water_mark, data`.
+
+        `start` is the offset the window begins at (`next_offset - len(data)`, where 0.2.9
+        always gave 0); `end` and `high_water_mark` are both `next_offset`, as in 0.2.9.
+        """
+        return iter(
+            (self.next_offset - len(self.data), self.next_offset, self.next_offset, self.data)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SubscribeAck:
@@ -339,9 +349,9 @@ def authenticate_payload(token: str) -> bytes:
     return token.encode()
 
 
-def fetch_payload(topic_id: int, start_offset: int, max_bytes: int) -> bytes:
-    """Fetch (0x10): u32 topic_id, u64 start_offset, u32 max_bytes."""
-    return _FETCH.pack(topic_id, start_offset, max_bytes)
+def fetch_payload(topic_id: int, offset: int, max_bytes: int) -> bytes:
+    """Fetch (0x10): u32 topic_id, u64 start offset, u32 max_bytes."""
+    return _FETCH.pack(topic_id, offset, max_bytes)
 
 
 def subscribe_payload(

@@ -33,8 +33,11 @@ __all__ = [
     "DEFAULT_PORT",
     "HEADER_SIZE",
     "KEEPALIVE_FRAME",
+    "KEEPALIVE_INTERVAL_S",
+    "KEEPALIVE_TIMEOUT_S",
     "MAGIC",
     "MAX_PAYLOAD_SIZE",
+    "MAX_RECORD_SIZE",
     "PROTOCOL_VERSION",
     "ControlCommand",
     "Flag",
@@ -60,6 +63,12 @@ HEADER_SIZE: Final = 44
 DEFAULT_PORT: Final = 1992
 MAX_PAYLOAD_SIZE: Final = 16 * 1024 * 1024
 """The real server's default `max_payload_size`: a larger payload closes the connection."""
+MAX_RECORD_SIZE: Final = MAX_PAYLOAD_SIZE
+"""No record can be larger than the payload that carries it (lnc-client 0.2.9 name)."""
+KEEPALIVE_INTERVAL_S: Final = 10
+"""How often an idle client sends a keepalive (the clients' default; the server sends none)."""
+KEEPALIVE_TIMEOUT_S: Final = 30
+"""The Lance clients' read timeout; the server itself never closes an idle connection."""
 
 _HEADER: Final = struct.Struct("<4sBBHIQQIIII")
 _AFTER_PREFIX: Final = struct.Struct("<IQQIIII")
@@ -570,7 +579,9 @@ class FrameDecoder:
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
-            raise InvalidFrameError(self._failure.fault, "the stream failed earlier")
+            raise InvalidFrameError(
+                self._failure.fault or str(self._failure), "the stream failed earlier"
+            )
 
     def _fail(self, error: InvalidFrameError, frames: list[Frame]) -> InvalidFrameError:
         error.frames = tuple(frames)

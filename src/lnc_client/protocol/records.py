@@ -444,20 +444,27 @@ def _decode_special(
     return stop, [TlvRecord(record_type, buffer[start:stop], extended)]
 
 
-def decode_records(payload: bytes, expected_count: int | None = None) -> list[TlvRecord]:
-    """Decode a complete TLV payload.
+def decode_records(
+    payload: bytes, expected_count: int | None = None, *, strict: bool = False
+) -> list[TlvRecord]:
+    """Decode the records of a TLV payload.
+
+    By default this behaves as in lnc-client 0.2.9: at most `expected_count` records are
+    decoded and an incomplete record at the end is left out. A fetch window may end inside a
+    record, so to keep that tail use `decode_stream`, which also returns the bytes used.
 
     Args:
-        payload: A whole TLV stream (one ingest payload, for example).
-        expected_count: If given, the number of records the payload must hold.
+        payload: A TLV stream (one ingest payload, for example).
+        expected_count: Decode at most this many records (exactly this many when `strict`).
+        strict: Treat an incomplete last record or another count as corruption.
 
     Raises:
-        ProtocolError: The payload ends inside a record, or holds another number of records
-            than expected. (lnc-client 0.2.9 silently dropped a truncated tail.)
+        ProtocolError: With `strict`: the payload ends inside a record, or holds another
+            number of records than `expected_count`.
     """
     records, used = decode_stream(payload)
-    if used != len(payload):
+    if strict and used != len(payload):
         raise ProtocolError(f"TLV payload ends inside a record at byte {used} of {len(payload)}")
-    if expected_count is not None and len(records) != expected_count:
+    if strict and expected_count is not None and len(records) != expected_count:
         raise ProtocolError(f"expected {expected_count} records, found {len(records)}")
-    return records
+    return records if expected_count is None else records[:expected_count]

@@ -1,0 +1,424 @@
+"""`lnc_client.sync`: the blocking API, for scripts, notebooks and WSGI apps.
+
+`Producer`, `StandaloneConsumer` and `LanceClient` here have the methods of the asyncio classes
+of the same names, with the same arguments, results, errors and guarantees, but each call blocks
+until it is done: `with Producer("127.0.0.1:1992") as producer: producer.send("events", b"x")`.
+
+Data flow. One event loop runs in one background daemon thread per process (`lnc-client-loop`),
+started on first use. Every blocking object wraps an asyncio object that lives on that loop; a
+method call submits the coroutine with `asyncio.run_coroutine_threadsafe` and waits for its
+result in the calling thread. So any number of threads may share one object: their calls run
+concurrently on the loop exactly as concurrent tasks would (a consumer additionally serialises
+`poll()` callers, as the asyncio consumer allows one poller at a time). A `KeyboardInterrupt`
+while waiting cancels the submitted call (a cancelled poll keeps its fetch, as in asyncio).
+
+Shutdown: at interpreter exit (`atexit`) every object still open is closed (producers flush,
+consumers commit as `close()` does), bounded by `close_timeout_s` each, then the loop stops and
+its thread is joined. Callbacks given to the objects (`send_nowait(callback=...)`,
+`on_commit=`) run in the loop thread: they must not block, nor call back into this module
+(that would wait for the loop from inside it; such a call raises `RuntimeError`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import functools
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Concatenate, Final, Generic, ParamSpec, Self, TypeVar
+
+from lnc_client import admin, consumer, producer
+from lnc_client.config import Address, ClientConfig, ProducerConfig, StandaloneConfig
+from lnc_client.offsets import OffsetStore
+from lnc_client.protocol.records import TlvRecord
+
+__all__ = ["LanceClient", "Producer", "StandaloneConsumer", "shutdown"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+A = TypeVar("A", admin.LanceClient, producer.Producer, consumer.StandaloneConsumer)
+
+_CLOSE_AT_EXIT_S: Final = 10.0
+"""How long the atexit hook waits for each object still open to close."""
+
+
+class _LoopThread:
+    """The one background event loop and its thread; started lazily, stopped at exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.open_objects: weakref.WeakSet[_Blocking[Any]] = weakref.WeakSet()
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="lnc-client-loop", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def run(self, awaitable: Awaitable[R]) -> R:
+        """Run `awaitable` on the loop and return its result in the calling thread."""
+        if threading.current_thread() is self._thread:
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()
+            raise RuntimeError(
+                "a blocking lnc_client.sync call from the loop thread itself (a callback?) "
+                "would wait for itself: use the asyncio API there"
+            )
+        future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self._get_loop())
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def shutdown(self) -> None:
+        """Close what is still open, stop the loop and join its thread (idempotent)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        for obj in list(self.open_objects):
+            future = asyncio.run_coroutine_threadsafe(obj._close_quietly(), loop)
+            try:
+                future.result(timeout=_CLOSE_AT_EXIT_S + 1)
+            except BaseException:  # noqa: BLE001  (exiting: nothing can be done about it)
+                future.cancel()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
+        with self._lock:
+            self._loop = self._thread = None
+        if not thread.is_alive():
+            loop.close()
+
+
+async def _as_coroutine(awaitable: Awaitable[R]) -> R:
+    return await awaitable
+
+
+_RUNNER: Final = _LoopThread()
+atexit.register(_RUNNER.shutdown)
+
+
+def shutdown() -> None:
+    """Close every open blocking object and stop the background loop now (also at exit).
+
+    Later calls start a new loop; objects created before this call are closed for good.
+    """
+    _RUNNER.shutdown()
+
+
+class _Blocking(Generic[A]):
+    """A blocking facade over one asyncio object living on the background loop."""
+
+    def __init__(self, wrapped: A) -> None:
+        self._async: A = wrapped
+
+    @property
+    def asyncio_object(self) -> A:
+        """The wrapped asyncio object (use it only from coroutines run on its loop)."""
+        return self._async
+
+    def _run(self, awaitable: Awaitable[R]) -> R:
+        return _RUNNER.run(awaitable)
+
+    def start(self) -> Self:
+        """Connect (as the asyncio `start()`); called by `connect()` and `with`."""
+        self._run(self._async.start())
+        _RUNNER.open_objects.add(self)
+        return self
+
+    def close(self) -> None:
+        """Close (as the asyncio `close()`)."""
+        try:
+            self._run(self._async.close())
+        finally:
+            _RUNNER.open_objects.discard(self)
+
+    async def _close_quietly(self) -> None:
+        # At interpreter exit an error has nowhere to go: the close is best effort.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._async.close(), _CLOSE_AT_EXIT_S)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _blocking(
+    method: Callable[Concatenate[A, P], Awaitable[R]],
+) -> Callable[Concatenate[_Blocking[A], P], R]:
+    """Turn an async method of the wrapped class into a blocking method of the facade."""
+
+    @functools.wraps(method)
+    def call(self: _Blocking[A], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self._run(method(self._async, *args, **kwargs))
+
+    return call
+
+
+def _on_loop(method: Callable[Concatenate[A, P], R]) -> Callable[Concatenate[_Blocking[A], P], R]:
+    """Run a plain method of the wrapped class in the loop thread (it touches loop state)."""
+
+    @functools.wraps(method)
+    def call(self: _Blocking[A], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        async def on_loop() -> R:
+            return method(self._async, *args, **kwargs)
+
+        return self._run(on_loop())
+
+    return call
+
+
+async def _build(factory: Callable[[], R]) -> R:
+    """Call `factory` in the loop thread (the asyncio objects bind to the running loop)."""
+    return factory()
+
+
+class Producer(_Blocking[producer.Producer]):
+    """The blocking `lnc_client.Producer`: same arguments, methods and delivery guarantees.
+
+    Args:
+        address: The server (`host:port`, `[v6]:port`, a bare host); `config.seeds` after it.
+        config: Batching, window, memory, timeouts, reconnects, compression, auth.
+    """
+
+    def __init__(self, address: str | Address, config: ProducerConfig | None = None) -> None:
+        super().__init__(_RUNNER.run(_build(lambda: producer.Producer(address, config))))
+
+    @classmethod
+    def connect(cls, address: str | Address, config: ProducerConfig | None = None) -> Producer:
+        """Create a producer and connect it (see `lnc_client.Producer.connect`)."""
+        return cls(address, config).start()
+
+    @classmethod
+    def connect_for_topic(
+        cls,
+        address: str | Address,
+        topic_name: str,
+        config: ProducerConfig | None = None,
+        *,
+        create: bool = True,
+    ) -> tuple[Producer, int]:
+        """Connect and resolve (by default create) a topic; returns (producer, topic_id)."""
+        connected = cls.connect(address, config)
+        try:
+            return connected, connected.resolve_topic(topic_name, create=create)
+        except BaseException:
+            connected.close()
+            raise
+
+    def close(self, *, timeout: float | None = None) -> None:
+        """Flush for at most `timeout` seconds, then close (see `lnc_client.Producer.close`)."""
+        try:
+            self._run(self._async.close(timeout=timeout))
+        finally:
+            _RUNNER.open_objects.discard(self)
+
+    @property
+    def config(self) -> ProducerConfig:
+        """The producer's configuration."""
+        return self._async.config
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` has been called."""
+        return self._async.closed
+
+    resolve_topic = _blocking(producer.Producer.resolve_topic)
+    send = _blocking(producer.Producer.send)
+    send_async = _blocking(producer.Producer.send_async)
+    send_batch = _blocking(producer.Producer.send_batch)
+    send_batch_async = _blocking(producer.Producer.send_batch_async)
+    flush = _blocking(producer.Producer.flush)
+    send_nowait = _on_loop(producer.Producer.send_nowait)
+    metrics = _on_loop(producer.Producer.metrics)
+
+
+class StandaloneConsumer(_Blocking[consumer.StandaloneConsumer]):
+    """The blocking `lnc_client.StandaloneConsumer`; `for record in consumer:` iterates.
+
+    Args:
+        address: `host:port` (or several, tried in turn with `config.seeds`).
+        config: The consumer's configuration; `consumer_name` and a topic id or name.
+        offset_store: Where offsets are committed (default as in the asyncio consumer).
+        on_commit: Called (in the loop thread) with the offset after every commit.
+    """
+
+    def __init__(
+        self,
+        address: str | Address | Sequence[str | Address],
+        config: StandaloneConfig,
+        offset_store: OffsetStore | None = None,
+        *,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__(
+            _RUNNER.run(
+                _build(
+                    lambda: consumer.StandaloneConsumer(
+                        address, config, offset_store, on_commit=on_commit
+                    )
+                )
+            )
+        )
+        self._poll_lock = threading.Lock()
+
+    @classmethod
+    def connect(
+        cls,
+        address: str | Address | Sequence[str | Address],
+        config: StandaloneConfig,
+        offset_store: OffsetStore | None = None,
+        *,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> StandaloneConsumer:
+        """Create a consumer and start it (see `lnc_client.StandaloneConsumer.connect`)."""
+        return cls(address, config, offset_store, on_commit=on_commit).start()
+
+    def poll(self, timeout: float | None = None) -> consumer.PollResult | None:
+        """Wait up to `timeout` for records (see `lnc_client.StandaloneConsumer.poll`).
+
+        Several threads may poll one consumer: they take turns.
+        """
+        with self._poll_lock:
+            return self._run(self._async.poll(timeout))
+
+    def batches(self, *, timeout: float | None = None) -> Iterator[consumer.PollResult]:
+        """Yield every non-empty `PollResult`, waiting as long as needed; ends on `close()`."""
+        while not self._async.closed:
+            result = self.poll(timeout)
+            if result is not None:
+                yield result
+
+    def records(self, *, timeout: float | None = None) -> Iterator[TlvRecord]:
+        """Yield every record, one at a time (see `batches`); `for r in consumer` too."""
+        for batch in self.batches(timeout=timeout):
+            yield from batch.records
+
+    def __iter__(self) -> Iterator[TlvRecord]:
+        return self.records()
+
+    @property
+    def config(self) -> StandaloneConfig:
+        """The consumer's configuration."""
+        return self._async.config
+
+    @property
+    def consumer_name(self) -> str:
+        """The consumer name."""
+        return self._async.consumer_name
+
+    @property
+    def consumer_id(self) -> int:
+        """The consumer id derived from the name (`consumer_id_for`)."""
+        return self._async.consumer_id
+
+    @property
+    def topic_id(self) -> int:
+        """The topic id (resolved on start when the config gave a name)."""
+        return self._async.topic_id
+
+    @property
+    def topic_name(self) -> str | None:
+        """The topic name, when known."""
+        return self._async.topic_name
+
+    @property
+    def current_offset(self) -> int:
+        """The byte offset of the next record not yet delivered."""
+        return self._async.current_offset
+
+    @property
+    def committed_offset(self) -> int | None:
+        """The last committed offset, or None."""
+        return self._async.committed_offset
+
+    @property
+    def high_water_mark(self) -> int:
+        """The topic's end offset as last seen from the server."""
+        return self._async.high_water_mark
+
+    @property
+    def lag(self) -> int:
+        """Bytes between the current offset and the high-water mark."""
+        return self._async.lag
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection has been re-established."""
+        return self._async.reconnects
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` has been called."""
+        return self._async.closed
+
+    commit = _blocking(consumer.StandaloneConsumer.commit)
+    seek_to_end_now = _blocking(consumer.StandaloneConsumer.seek_to_end_now)
+    seek = _on_loop(consumer.StandaloneConsumer.seek)
+    seek_to = _on_loop(consumer.StandaloneConsumer.seek_to)
+    rewind = _on_loop(consumer.StandaloneConsumer.rewind)
+    seek_to_end = _on_loop(consumer.StandaloneConsumer.seek_to_end)
+
+
+class LanceClient(_Blocking[admin.LanceClient]):
+    """The blocking `lnc_client.LanceClient`: topics, retention, cluster status, offsets.
+
+    Args:
+        config: Address, timeouts, TLS, auth token and reconnect policy (defaults if None).
+    """
+
+    def __init__(self, config: ClientConfig | None = None) -> None:
+        super().__init__(_RUNNER.run(_build(lambda: admin.LanceClient(config))))
+
+    def connect(self) -> Self:
+        """Connect now (operations would otherwise connect on first use)."""
+        return self.start()
+
+    @property
+    def config(self) -> ClientConfig:
+        """The client's configuration."""
+        return self._async.config
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection has been re-established."""
+        return self._async.reconnects
+
+    create_topic = _blocking(admin.LanceClient.create_topic)
+    create_topic_once = _blocking(admin.LanceClient.create_topic_once)
+    ensure_topic = _blocking(admin.LanceClient.ensure_topic)
+    ensure_topic_default = _blocking(admin.LanceClient.ensure_topic_default)
+    create_topic_with_retention = _blocking(admin.LanceClient.create_topic_with_retention)
+    list_topics = _blocking(admin.LanceClient.list_topics)
+    get_topic = _blocking(admin.LanceClient.get_topic)
+    get_topic_by_name = _blocking(admin.LanceClient.get_topic_by_name)
+    resolve_topic_id = _blocking(admin.LanceClient.resolve_topic_id)
+    topic_id = _blocking(admin.LanceClient.topic_id)
+    delete_topic = _blocking(admin.LanceClient.delete_topic)
+    set_retention = _blocking(admin.LanceClient.set_retention)
+    get_cluster_status = _blocking(admin.LanceClient.get_cluster_status)
+    ping = _blocking(admin.LanceClient.ping)
+    fetch = _blocking(admin.LanceClient.fetch)
+    end_offset = _blocking(admin.LanceClient.end_offset)
+    subscribe = _blocking(admin.LanceClient.subscribe)
+    unsubscribe = _blocking(admin.LanceClient.unsubscribe)
+    commit_offset = _blocking(admin.LanceClient.commit_offset)

@@ -1,0 +1,3 @@
+"""Suite-wide pytest setup: the `pytester` plugin, for testing our own pytest plugin."""
+
+pytest_plugins = ["pytester"]
