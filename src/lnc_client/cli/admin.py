@@ -18,6 +18,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Final
 
 from lnc_client.cli.common import add_server_options, endpoint, format_bytes, topic_arg, utc_time
@@ -33,49 +34,59 @@ _UNLIMITED: Final = "unlimited"
 
 def add_admin_parsers(subparsers: Subparsers) -> None:
     """Add the topic and cluster commands to the `lnc` parser."""
-    parser = _command(subparsers, "list-topics", "List all topics from a remote server")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(handler=_list_topics)
-
-    parser = _command(subparsers, "get-topic", "Get details of a specific topic")
-    parser.add_argument("-t", "--topic", type=topic_arg, required=True, help="topic id or name")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(handler=_get_topic)
-
-    parser = _command(subparsers, "create-topic", "Create a topic with retention policy")
+    _command(subparsers, "list-topics", "List all topics from a remote server", _list_topics)
+    _command(subparsers, "get-topic", "Get details of a specific topic", _get_topic, topic=True)
+    parser = _command(
+        subparsers, "create-topic", "Create a topic with retention policy", _create_topic
+    )
     parser.add_argument("-n", "--name", required=True, help="topic name")
     _retention_options(parser, required=False)
     parser.add_argument(
         "--if-not-exists", action="store_true", help="succeed if the topic exists already"
     )
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(handler=_create_topic)
-
-    parser = _command(subparsers, "delete-topic", "Delete a topic from a remote server")
-    parser.add_argument("-t", "--topic", type=topic_arg, required=True, help="topic id or name")
+    parser = _command(
+        subparsers,
+        "delete-topic",
+        "Delete a topic from a remote server",
+        _delete_topic,
+        topic=True,
+        json=False,
+    )
     parser.add_argument("--force", action="store_true", help="skip confirmation prompt")
-    parser.set_defaults(handler=_delete_topic)
-
-    parser = _command(subparsers, "set-retention", "Set retention policy for a topic")
-    parser.add_argument("-t", "--topic", type=topic_arg, required=True, help="topic id or name")
+    parser = _command(
+        subparsers,
+        "set-retention",
+        "Set retention policy for a topic",
+        _set_retention,
+        topic=True,
+        json=False,
+    )
     _retention_options(parser, required=True)
-    parser.set_defaults(handler=_set_retention)
-
-    parser = _command(subparsers, "cluster-status", "Show cluster status and health")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(handler=_cluster_status)
-
-    parser = _command(subparsers, "ping", "Measure round-trip times to a server")
+    _command(subparsers, "cluster-status", "Show cluster status and health", _cluster_status)
+    parser = _command(subparsers, "ping", "Measure round-trip times to a server", _ping, json=False)
     parser.add_argument("-c", "--count", type=int, default=4, help="pings to send (default 4)")
     parser.add_argument(
         "-i", "--interval", type=float, default=0.2, help="seconds between pings (default 0.2)"
     )
-    parser.set_defaults(handler=_ping)
 
 
-def _command(subparsers: Subparsers, name: str, summary: str) -> argparse.ArgumentParser:
+def _command(
+    subparsers: Subparsers,
+    name: str,
+    summary: str,
+    handler: Callable[[argparse.Namespace], Coroutine[object, object, int]],
+    *,
+    topic: bool = False,
+    json: bool = True,
+) -> argparse.ArgumentParser:
+    """Add one command with the server options (and `-t/--topic`, `--json` if asked)."""
     parser = subparsers.add_parser(name, help=summary, description=summary + ".")
     add_server_options(parser)
+    if topic:
+        parser.add_argument("-t", "--topic", type=topic_arg, required=True, help="topic id or name")
+    if json:
+        parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=handler)
     return parser
 
 

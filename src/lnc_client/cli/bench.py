@@ -103,7 +103,7 @@ def _print(args: argparse.Namespace, workload: Workload, report: Report, server:
         assert isinstance(numbers, dict)
         print(
             f"  {phase:<8} {numbers['records_per_s']:>12,.0f} records/s "
-            f"{numbers['mb_per_s']:>9.2f} MB/s  ({numbers['seconds']:.2f} s, every record verified)"
+            f"{numbers['mb_per_s']:>9.2f} MB/s  ({numbers['seconds']:.2f} s, every record {'acknowledged' if phase == 'produce' else 'verified'})"
         )
     if report.latencies:
         latency = result["latency_ms"]

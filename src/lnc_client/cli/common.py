@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TextIO, TypeAlias
+from typing import TYPE_CHECKING, Final, TextIO, TypeAlias, TypeVar
 
 from lnc_client.admin import LanceClient
 from lnc_client.config import (
@@ -56,6 +56,7 @@ __all__ = [
 DEFAULT_SERVER: Final = "127.0.0.1:1992"
 ENV_SERVER: Final = "LNC_SERVER"
 ENV_TOKEN: Final = "LNC_TOKEN"  # noqa: S105 (a variable name, not a secret)
+_C = TypeVar("_C", ClientConfig, ProducerConfig, StandaloneConfig)
 _CLI_RECONNECT: Final = ReconnectConfig(base_delay_ms=100, max_delay_ms=1000, max_attempts=3)
 """A command line fails soon on a server that is not there (three tries, then the error)."""
 
@@ -137,18 +138,20 @@ class Endpoint:
         """Bound on connecting: the request timeout, at most 10 s."""
         return min(self.timeout_s, 10.0)
 
+    def _connecting(self, config: _C) -> _C:
+        """`config` with this endpoint's TLS, token, connect timeout and reconnect policy."""
+        return (
+            config.with_ssl(self.ssl_context, server_hostname=self.server_hostname)
+            .with_auth_token(self.token)
+            .with_connect_timeout(self.connect_timeout_s)
+            .with_reconnect(_CLI_RECONNECT)
+        )
+
     def client_config(self) -> ClientConfig:
         """A `ClientConfig` for `LanceClient`."""
-        return ClientConfig(
-            host=self.address.host,
-            port=self.address.port,
-            seeds=self.seeds,
-            ssl_context=self.ssl_context,
-            server_hostname=self.server_hostname,
-            auth_token=self.token,
-            connect_timeout_s=self.connect_timeout_s,
-            request_timeout_s=self.timeout_s,
-            reconnect=_CLI_RECONNECT,
+        host, port = self.address.host, self.address.port
+        return self._connecting(
+            ClientConfig(host, port, seeds=self.seeds, request_timeout_s=self.timeout_s)
         )
 
     def client(self) -> LanceClient:
@@ -164,18 +167,14 @@ class Endpoint:
         self, *, batch_size: int, linger_ms: int, buffer_memory: int = 32 * 1024 * 1024
     ) -> ProducerConfig:
         """A `ProducerConfig` with this endpoint's connection settings."""
-        return ProducerConfig(
+        config = ProducerConfig(
             batch_size=batch_size,
             linger_ms=linger_ms,
             buffer_memory=buffer_memory,
             seeds=self.seeds,
-            ssl_context=self.ssl_context,
-            server_hostname=self.server_hostname,
-            auth_token=self.token,
-            connect_timeout_s=self.connect_timeout_s,
             request_timeout_s=self.timeout_s,
-            reconnect=_CLI_RECONNECT,
         )
+        return self._connecting(config)
 
     def consumer_config(
         self,
@@ -186,7 +185,7 @@ class Endpoint:
         poll_timeout_s: float,
     ) -> StandaloneConfig:
         """A `StandaloneConfig` (no offset store, no commits) reading `topic_id`."""
-        return StandaloneConfig(
+        config = StandaloneConfig(
             "lnc-cli",
             topic_id,
             max_fetch_bytes=max_fetch_bytes,
@@ -194,14 +193,10 @@ class Endpoint:
             auto_commit_interval_s=None,
             poll_timeout_s=poll_timeout_s,
             seeds=self.seeds,
-            ssl_context=self.ssl_context,
-            server_hostname=self.server_hostname,
-            auth_token=self.token,
-            connect_timeout_s=self.connect_timeout_s,
             request_timeout_s=self.timeout_s,
-            reconnect=_CLI_RECONNECT,
             catching_up_timeout_s=None,
         )
+        return self._connecting(config)
 
 
 def endpoint(args: argparse.Namespace) -> Endpoint:

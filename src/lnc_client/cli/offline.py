@@ -61,14 +61,12 @@ def add_offline_parsers(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=_topics)
 
     parser = _command(subparsers, "verify-data", "Verify data integrity for a topic")
-    parser.add_argument("-p", "--path", type=Path, required=True, help="path to data directory")
-    parser.add_argument("-t", "--topic", type=topic_arg, required=True, help="topic id or name")
+    _topic_in_data_dir(parser)
     parser.add_argument("--fail-fast", action="store_true", help="stop on first error")
     parser.set_defaults(handler=_verify)
 
     parser = _command(subparsers, "export-topic", "Export topic data to a file for backup")
-    parser.add_argument("-p", "--path", type=Path, required=True, help="path to data directory")
-    parser.add_argument("-t", "--topic", type=topic_arg, required=True, help="topic id or name")
+    _topic_in_data_dir(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, help="output file path")
     parser.add_argument("--with-metadata", action="store_true", help="include metadata")
     parser.set_defaults(handler=_export)
@@ -114,6 +112,11 @@ def add_offline_parsers(subparsers: Subparsers) -> None:
 
 def _command(subparsers: Subparsers, name: str, summary: str) -> argparse.ArgumentParser:
     return subparsers.add_parser(name, help=summary, description=summary + ".")
+
+
+def _topic_in_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-p", "--path", type=Path, required=True, help="path to data directory")
+    parser.add_argument("-t", "--topic", type=topic_arg, required=True, help="topic id or name")
 
 
 # --- reading the layout -----------------------------------------------------------------------
