@@ -98,12 +98,13 @@ def _print(args: argparse.Namespace, workload: Workload, report: Report, server:
         print(json.dumps(result))
         return
     print(f"bench against {server}: {workload.records:,} records of {workload.record_size} B")
-    for phase in ("produce", "consume"):
+    for phase, outcome in (("produce", "acknowledged"), ("consume", "verified")):
         numbers = result[phase]
         assert isinstance(numbers, dict)
         print(
             f"  {phase:<8} {numbers['records_per_s']:>12,.0f} records/s "
-            f"{numbers['mb_per_s']:>9.2f} MB/s  ({numbers['seconds']:.2f} s, every record {'acknowledged' if phase == 'produce' else 'verified'})"
+            f"{numbers['mb_per_s']:>9.2f} MB/s  ({numbers['seconds']:.2f} s, "
+            f"every record {outcome})"
         )
     if report.latencies:
         latency = result["latency_ms"]
