@@ -40,6 +40,7 @@ __all__ = [
     "SegmentView",
     "TopicLog",
     "TopicSnapshot",
+    "parse_segment_name",
     "scan_tlv",
 ]
 
@@ -174,6 +175,18 @@ class TopicSnapshot:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
+def parse_segment_name(name: str) -> tuple[int, int, int | None] | None:
+    """Split a segment file name into (start index, start ns, end ns or None if active).
+
+    Returns None for a name that is not a segment's. Segments are in log order when sorted by
+    (start index, start ns).
+    """
+    match = _NAME.fullmatch(name)
+    if match is None:
+        return None
+    return int(match[1]), int(match[2]), None if match[3] is None else int(match[3])
+
+
 def scan_tlv(path: Path) -> int:
     """Return the length of the longest prefix of `path` that is whole TLV records.
 
@@ -254,11 +267,11 @@ class TopicLog:
         changed = False
         found: list[tuple[int, int, int, Path]] = []
         for entry in sorted(directory.iterdir()):
-            match = _NAME.fullmatch(entry.name)
-            if match is None or not entry.is_file():
+            parsed = parse_segment_name(entry.name)
+            if parsed is None or not entry.is_file():
                 continue
-            index, start_ns = int(match[1]), int(match[2])
-            if match[3] is None:
+            index, start_ns, end_ns_or_none = parsed
+            if end_ns_or_none is None:
                 valid = scan_tlv(entry)
                 if valid < entry.stat().st_size:
                     os.truncate(entry, valid)
@@ -268,7 +281,7 @@ class TopicLog:
                 entry.rename(closed_path)
                 entry, changed = closed_path, True
             else:
-                end_ns = int(match[3])
+                end_ns = end_ns_or_none
             if entry.stat().st_size == 0:
                 entry.unlink()
                 changed = True

@@ -29,15 +29,23 @@ from lnc_client._fs import fsync_directory, write_atomically
 from lnc_client.protocol.control import RetentionInfo, TopicInfo
 from lnc_client.server.storage.segments import TopicLog
 
-__all__ = ["SEGMENTS_DIR", "Topic", "TopicRegistry"]
+__all__ = [
+    "LEGACY_TOPIC",
+    "METADATA",
+    "SEGMENTS_DIR",
+    "TOMBSTONE_PREFIX",
+    "Topic",
+    "TopicRegistry",
+    "metadata_json",
+]
 
 _log = logging.getLogger(__name__)
 
 SEGMENTS_DIR: Final = "segments"
 TOPIC_EPOCH: Final = 1
-_METADATA: Final = "metadata.json"
-_LEGACY_TOPIC: Final = "0"
-_TOMBSTONE: Final = ".deleted-"
+METADATA: Final = "metadata.json"
+LEGACY_TOPIC: Final = "0"
+TOMBSTONE_PREFIX: Final = ".deleted-"
 """Prefix of a deleted topic's directory until it is removed (never a valid topic name)."""
 
 
@@ -66,21 +74,25 @@ class Topic:
 
     def metadata_json(self) -> bytes:
         """metadata.json content, byte for byte as the real server writes it."""
-        retention = None
-        if self.retention is not None:
-            retention = {
-                "max_bytes": self.retention.max_bytes,
-                "max_age_secs": self.retention.max_age_secs,
-            }
-        body = {
-            "id": self.id,
-            "name": self.name,
-            "created_at": self.created_at,
-            "topic_epoch": TOPIC_EPOCH,
-            "auth": None,
-            "retention": retention,
-        }
-        return json.dumps(body, indent=2, ensure_ascii=False).encode()
+        return metadata_json(self.id, self.name, self.created_at, self.retention)
+
+
+def metadata_json(
+    topic_id: int, name: str, created_at: int, retention: RetentionInfo | None
+) -> bytes:
+    """A topic's metadata.json content, byte for byte as the real server writes it."""
+    limits = None
+    if retention is not None:
+        limits = {"max_bytes": retention.max_bytes, "max_age_secs": retention.max_age_secs}
+    body = {
+        "id": topic_id,
+        "name": name,
+        "created_at": created_at,
+        "topic_epoch": TOPIC_EPOCH,
+        "auth": None,
+        "retention": limits,
+    }
+    return json.dumps(body, indent=2, ensure_ascii=False).encode()
 
 
 class TopicRegistry:
@@ -108,13 +120,13 @@ class TopicRegistry:
         for directory in sorted(registry.root.iterdir()):
             if not directory.is_dir():
                 continue
-            if directory.name.startswith(_TOMBSTONE):
+            if directory.name.startswith(TOMBSTONE_PREFIX):
                 _remove_tombstone(directory)
                 continue
-            meta = directory / _METADATA
+            meta = directory / METADATA
             if meta.is_file():
                 registry._register(meta, TopicLog.recover(directory, segment_max_bytes))
-            elif directory.name == _LEGACY_TOPIC:
+            elif directory.name == LEGACY_TOPIC:
                 registry._legacy = TopicLog.recover(directory, segment_max_bytes)
         ids = [t.id for t in registry.by_id.values()]
         registry.next_id = max(ids, default=0) + 1
@@ -132,7 +144,7 @@ class TopicRegistry:
             else RetentionInfo(int(retention["max_age_secs"]), int(retention["max_bytes"])),
             log=log,
         )
-        if topic.name == _LEGACY_TOPIC and self._legacy is not None:
+        if topic.name == LEGACY_TOPIC and self._legacy is not None:
             topic.log = self._legacy
         self.by_id[topic.id] = topic
         self.by_name[topic.name] = topic
@@ -154,11 +166,11 @@ class TopicRegistry:
             return topic.log
         if topic_id != 0:
             return None
-        named = self.by_name.get(_LEGACY_TOPIC)
+        named = self.by_name.get(LEGACY_TOPIC)
         if named is not None:
             return named.log
         if self._legacy is None:
-            self._legacy = TopicLog(self.root / _LEGACY_TOPIC, self.segment_max_bytes)
+            self._legacy = TopicLog(self.root / LEGACY_TOPIC, self.segment_max_bytes)
         return self._legacy
 
     def add(self, name: str, retention: RetentionInfo | None) -> Topic:
@@ -166,7 +178,7 @@ class TopicRegistry:
         directory = self.root / name
         log = (
             self._legacy
-            if name == _LEGACY_TOPIC and self._legacy is not None
+            if name == LEGACY_TOPIC and self._legacy is not None
             else TopicLog(directory, self.segment_max_bytes)
         )
         topic = Topic(self.next_id, name, int(time.time()), retention, log)
@@ -210,7 +222,7 @@ class TopicRegistry:
 
     def write_metadata(self, topic: Topic) -> None:
         """Atomically replace metadata.json (temp file, fsync, rename, directory fsync)."""
-        write_atomically(topic.log.directory / _METADATA, topic.metadata_json())
+        write_atomically(topic.log.directory / METADATA, topic.metadata_json())
 
     def delete_on_disk(self, topic: Topic) -> OSError | None:
         """Delete the topic: rename its directory to a tombstone (atomic), then remove that.
@@ -222,7 +234,7 @@ class TopicRegistry:
         Raises:
             OSError: The rename failed; nothing changed.
         """
-        tombstone = self.root / f"{_TOMBSTONE}{topic.id}-{time.time_ns()}"
+        tombstone = self.root / f"{TOMBSTONE_PREFIX}{topic.id}-{time.time_ns()}"
         os.rename(topic.log.directory, tombstone)
         topic.log.retire()
         try:
