@@ -1,0 +1,117 @@
+"""Fixtures for group tests: an embedded server with topics, a producer helper, workers.
+
+`GroupEnv` holds an embedded `LanceServer` (ephemeral port, 127.0.0.1) and the ids of its topics
+`g1`..`gN`; `produce(topic, values)` sends one batch. `Consumed` runs a worker's `batches()` loop
+in a task and records `(worker, topic, value)` for every processed record. `ProcessWorker` runs
+`python -m lnc_client.groups worker` as a child process (killable with SIGKILL) and reads its
+event lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from lnc_client import ClientConfig, LanceClient, Producer
+from lnc_client.groups import GroupedConsumer
+from lnc_client.server import LanceServer
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Return as soon as `condition()` is true; raise TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+@dataclass
+class GroupEnv:
+    server: LanceServer
+    topics: list[int]
+    producer: Producer
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def produce(self, topic: int, values: list[str]) -> None:
+        await self.producer.send_batch(topic, [v.encode() for v in values])
+
+
+@pytest.fixture
+async def group_env(tmp_path: Path) -> AsyncIterator[GroupEnv]:
+    """An embedded server with ten topics g1..g10 (ids 1..10)."""
+    async with LanceServer(tmp_path / "data", port=0) as server:
+        config = ClientConfig(host=server.host, port=server.port)
+        async with LanceClient(config) as client:
+            topics = [(await client.create_topic(f"g{i}")).id for i in range(1, 11)]
+        async with Producer(server.address) as producer:
+            yield GroupEnv(server, topics, producer)
+
+
+@dataclass
+class Consumed:
+    """Runs `worker.batches()` in a task, recording every processed record."""
+
+    worker: GroupedConsumer
+    seen: list[tuple[str, int, str]]
+    task: asyncio.Task[None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        async for batch in self.worker.batches(timeout=0.01):
+            for record in batch.result.records:
+                value = record.value.decode()
+                self.seen.append((self.worker.worker_id, batch.topic_id, value))
+
+    async def stop(self) -> None:
+        await self.worker.close()
+        await asyncio.wait_for(self.task, 5)
+
+
+class ProcessWorker:
+    """`python -m lnc_client.groups worker` in a child process; lines parsed as they come."""
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.lines: list[list[str]] = []
+        self.process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> ProcessWorker:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lnc_client.groups", "worker", *self.args,
+            stdout=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        async for line in self.process.stdout:
+            self.lines.append(line.decode().rstrip("\n").split(" ", 2))
+
+    def records(self, topic: int) -> list[str]:
+        return [line[2] for line in self.lines if line[0] == "REC" and int(line[1]) == topic]
+
+    def has(self, kind: str) -> bool:
+        return any(line[0] == kind for line in self.lines)
+
+    async def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._reader, 5)
