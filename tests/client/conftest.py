@@ -1,4 +1,11 @@
-"""Shared fixtures for the client tests.
+"""Shared fixtures for the client tests, and the server they run against.
+
+One suite, two servers: `start_server()` starts the embedded `lnc serve` (`LanceServer`) or, when
+LNC_TEST_LANCE_BIN names a real `lance` binary, the real Lance server (`RealServer`, see
+tests/real_lance.py) on a fresh data directory with every port on 127.0.0.1 and ephemeral. Tests
+that need what only our server has (fault switches, auth tokens, counters) carry
+`@pytest.mark.ours_only(reason)` and skip with that reason against the real one; touching
+`RealServer.faults` skips too, so a test that forgot the marker cannot pass by accident.
 
 `TcpProxy` sits between a client and the embedded server on 127.0.0.1 and injects the faults the
 server cannot: answers delayed by a fixed time (a slow network or a slow server, order kept),
@@ -22,7 +29,12 @@ from lnc_client import operations
 from lnc_client.connection import Connection
 from lnc_client.errors import InvalidFrameError
 from lnc_client.protocol.frame import FrameDecoder, FrameType
-from lnc_client.server import LanceServer
+from lnc_client.server import FaultConfig, LanceServer
+
+from ..real_lance import RealNode, lance_bin
+
+REAL_BIN = lance_bin()
+"""The real `lance` binary the client tests run against, or None for the embedded server."""
 
 
 async def wait_for(condition: Callable[[], object], timeout: float = 2.0) -> None:
@@ -160,10 +172,83 @@ async def proxy() -> AsyncIterator[Callable[[str], Awaitable[TcpProxy]]]:
             await instance.stop()
 
 
+class RealServer:
+    """The real Lance server behind the small part of `LanceServer`'s API the client tests use.
+
+    It is one `lance` process (`RealNode`) on a fresh data directory; `restart()` stops it
+    (SIGTERM, then SIGKILL after a grace period) and starts it again on the same directory and
+    ports. Fault switches do not exist there: reading or setting `faults` skips the test.
+    """
+
+    kind = "real"
+
+    def __init__(self, node: RealNode) -> None:
+        self.node = node
+
+    @property
+    def address(self) -> str:
+        return self.node.address
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return self.node.ports.client
+
+    @property
+    def data_dir(self) -> Path:
+        return self.node.data_dir
+
+    @property
+    def faults(self) -> FaultConfig:
+        pytest.skip("needs lnc serve's fault switches (the real server has none)")
+
+    @faults.setter
+    def faults(self, value: FaultConfig) -> None:
+        pytest.skip("needs lnc serve's fault switches (the real server has none)")
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.node.start)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.node.stop)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def __aenter__(self) -> RealServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+
+ServerUnderTest = LanceServer | RealServer
+"""What a client test talks to: the embedded server or the real one (same attributes used)."""
+
+
+def start_server(data_dir: Path, **options: object) -> ServerUnderTest:
+    """An unstarted server on `data_dir` (use `async with`): the real one if REAL_BIN is set.
+
+    `options` are `LanceServer` keywords; `shutdown_grace_secs` is the only one the real server
+    takes as given (its own drain applies), any other skips the test against it.
+    """
+    if REAL_BIN is None:
+        return LanceServer(data_dir, port=0, **options)  # type: ignore[arg-type]
+    unsupported = set(options) - {"shutdown_grace_secs"}
+    if unsupported:
+        pytest.skip(f"needs lnc serve options {sorted(unsupported)} (not the real server's)")
+    return RealServer(RealNode(REAL_BIN, data_dir))
+
+
 @pytest.fixture
-async def events_server(tmp_path: Path) -> AsyncIterator[LanceServer]:
-    """An embedded server on an ephemeral port with one topic, id 1, named 'events'."""
-    async with LanceServer(tmp_path / "data", port=0) as running:
+async def events_server(tmp_path: Path) -> AsyncIterator[ServerUnderTest]:
+    """A server on an ephemeral port with one topic, id 1, named 'events'."""
+    async with start_server(tmp_path / "data") as running:
         conn = await Connection.open(running.address)
         try:
             topic = await operations.create_topic(conn, "events")

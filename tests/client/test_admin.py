@@ -27,7 +27,7 @@ from lnc_client.errors import (
 from lnc_client.protocol.control import CommitAck, RetentionInfo, SubscribeAck, TopicInfo
 from lnc_client.server import LanceServer
 
-from .conftest import TcpProxy
+from .conftest import ServerUnderTest, TcpProxy, start_server
 
 T = TypeVar("T")
 
@@ -44,8 +44,8 @@ def _config(address: str, **changes: object) -> ClientConfig:
 
 
 @pytest.fixture
-async def admin_server(tmp_path: Path) -> AsyncIterator[LanceServer]:
-    async with LanceServer(tmp_path / "data", port=0) as server:
+async def admin_server(tmp_path: Path) -> AsyncIterator[ServerUnderTest]:
+    async with start_server(tmp_path / "data") as server:
         yield server
 
 
@@ -91,6 +91,7 @@ async def test_ensure_topic_rejects_bad_arguments(admin: LanceClient) -> None:
         await admin.ensure_topic("ok", max_attempts=0)
 
 
+@pytest.mark.ours_only("reads lnc serve's connection counter")
 @pytest.mark.parametrize("name", ["", "has_underscore", "has space", "dot.ted", "ünï"])
 async def test_topic_names_checked_before_sending(admin_server: LanceServer, name: str) -> None:
     client = LanceClient(_config(admin_server.address))
@@ -212,13 +213,14 @@ async def test_closed_client_refuses(admin_server: LanceServer) -> None:
 
 
 async def test_connect_to_dead_port_fails_within_timeout(tmp_path: Path) -> None:
-    async with LanceServer(tmp_path / "d", port=0) as server:
+    async with start_server(tmp_path / "d") as server:
         address = server.address
     config = _config(address, auto_reconnect=False)
     with pytest.raises(ConnectionError):
         await LanceClient(config).connect()
 
 
+@pytest.mark.ours_only("starts lnc serve with auth tokens")
 async def test_auth_token(tmp_path: Path) -> None:
     async with LanceServer(tmp_path / "d", port=0, auth_tokens=["s3cret"]) as server:
         good = LanceClient(_config(server.address, auth_token="s3cret"))

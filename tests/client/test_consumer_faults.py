@@ -77,6 +77,7 @@ async def test_slow_answers_never_duplicate_or_reorder(
         assert consumer.reconnects == 0
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_windows_of_seven_bytes_through_a_slow_link(
     events_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
 ) -> None:
@@ -118,6 +119,7 @@ async def test_connections_cut_again_and_again(
         assert link.connections == consumer.reconnects + 1
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_the_server_dropping_connections_after_n_frames(events_server: LanceServer) -> None:
     await ingest_values(events_server.address, VALUES)
     events_server.faults = FaultConfig(drop_after_frames=4)

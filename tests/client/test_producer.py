@@ -46,7 +46,7 @@ from lnc_client.protocol.records import (
 )
 from lnc_client.server import FaultConfig, LanceServer
 
-from .conftest import wait_for
+from .conftest import ServerUnderTest, start_server, wait_for
 
 FAST = ReconnectConfig(base_delay_ms=5, max_delay_ms=50, jitter_factor=0.0)
 
@@ -112,8 +112,8 @@ def assert_at_least_once_in_order(stored: list[bytes], acked: list[bytes]) -> No
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[LanceServer]:
-    async with LanceServer(tmp_path / "data", port=0, shutdown_grace_secs=1.0) as srv:
+async def server(tmp_path: Path) -> AsyncIterator[ServerUnderTest]:
+    async with start_server(tmp_path / "data", shutdown_grace_secs=1.0) as srv:
         async with admin_for(srv.address) as admin:
             await admin.create_topic("one")
             await admin.create_topic("two")
@@ -241,6 +241,7 @@ async def test_send_does_not_linger_but_shares_the_iteration(
     assert producer.metrics().batches_acked == 1
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_in_flight_window_is_bounded(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -296,6 +297,7 @@ async def test_record_and_topic_limits(connect: Callable[..., Awaitable[Producer
 # --- memory and handles ---------------------------------------------------------------------------
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_full_buffer_blocks_then_raises(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -312,6 +314,7 @@ async def test_full_buffer_blocks_then_raises(
     await producer.flush()
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_blocked_send_resumes_on_ack(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -325,6 +328,7 @@ async def test_blocked_send_resumes_on_ack(
     assert await values_of(server.address, 1) == [rec(i, 95) for i in range(4)]
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_raise_policy(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -465,6 +469,7 @@ async def test_compression_round_trip(
     assert m.bytes_sent == len(raw)
 
 
+@pytest.mark.ours_only("starts lnc serve with auth tokens")
 async def test_auth_token(tmp_path: Path) -> None:
     async with LanceServer(tmp_path / "d", port=0, auth_tokens=["s3cret"]) as srv:
         async with admin_for(srv.address) as admin:
@@ -479,6 +484,7 @@ async def test_auth_token(tmp_path: Path) -> None:
         assert await values_of(srv.address, 1) == [b"ok"]
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_backpressure_frames_slow_the_producer(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -509,6 +515,7 @@ async def test_close_drains_lingering_batches(server: LanceServer) -> None:
     assert await values_of(server.address, 1) == [rec(i) for i in range(5)]
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_close_is_bounded_and_fails_the_rest(server: LanceServer) -> None:
     server.faults = FaultConfig(ack_delay_ms=300)
     producer = await Producer.connect(server.address, cfg())
@@ -521,6 +528,7 @@ async def test_close_is_bounded_and_fails_the_rest(server: LanceServer) -> None:
     server.faults = FaultConfig()
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_a_second_close_waits_for_the_first(server: LanceServer) -> None:
     server.faults = FaultConfig(ack_delay_ms=150)
     producer = await Producer.connect(server.address, cfg())
@@ -660,6 +668,7 @@ async def test_connection_cut_in_the_middle_of_a_frame(server: LanceServer) -> N
     assert await values_of(server.address, 1) == records
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_server_drops_connections_resend_keeps_batch_ids(server: LanceServer) -> None:
     server.faults = FaultConfig(drop_after_frames=3)
     producer = await Producer.connect(server.address, cfg(max_pending_acks=1))
@@ -701,6 +710,7 @@ async def test_server_restart_under_load(server: LanceServer) -> None:
     assert len(stored) - 4000 <= m.retries * 100  # duplicates come only from resent batches
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_slow_acks_within_the_timeout(server: LanceServer) -> None:
     server.faults = FaultConfig(ack_delay_ms=40)
     async with Producer(server.address, cfg(max_pending_acks=3, request_timeout_s=1.0)) as p:
@@ -714,6 +724,7 @@ async def test_slow_acks_within_the_timeout(server: LanceServer) -> None:
     assert await values_of(server.address, 1) == [rec(i) for i in range(12)]
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_acks_slower_than_the_timeout_reset_and_resend(server: LanceServer) -> None:
     server.faults = FaultConfig(ack_delay_ms=400)
     producer = await Producer.connect(server.address, cfg(request_timeout_s=0.1))
@@ -758,7 +769,7 @@ async def test_peer_that_stops_reading(server: LanceServer) -> None:
 
 
 async def test_delivery_timeout_when_the_server_is_gone(tmp_path: Path) -> None:
-    srv = LanceServer(tmp_path / "d", port=0)
+    srv = start_server(tmp_path / "d")
     await srv.start()
     producer = await Producer.connect(
         srv.address, cfg(delivery_timeout_s=0.3, request_timeout_s=0.2)
@@ -775,6 +786,7 @@ async def test_delivery_timeout_when_the_server_is_gone(tmp_path: Path) -> None:
     await producer.close()
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_no_auto_reconnect_fails_instead(server: LanceServer) -> None:
     server.faults = FaultConfig(drop_after_frames=2)
     producer = await Producer.connect(server.address, cfg(auto_reconnect=False))

@@ -22,6 +22,8 @@ from lnc_client.protocol.frame import ControlCommand, FrameDecoder, build_contro
 from lnc_client.reconnect import ConnectionManager
 from lnc_client.server import LanceServer
 
+from .conftest import start_server
+
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
@@ -141,7 +143,7 @@ async def test_call_retries_at_most_max_attempts_times() -> None:
 
 
 async def test_seeds_are_tried_in_turn_and_dns_names_resolve(tmp_path: Path) -> None:
-    async with LanceServer(tmp_path, port=0) as server:
+    async with start_server(tmp_path / "data") as server:
         seeds = [refused_address(), f"localhost:{server.port}"]
         manager = ConnectionManager(seeds, options(), ReconnectConfig(base_delay_ms=1))
         conn = await manager.get()
@@ -150,6 +152,7 @@ async def test_seeds_are_tried_in_turn_and_dns_names_resolve(tmp_path: Path) -> 
         await manager.close()
 
 
+@pytest.mark.ours_only("two lnc serve instances; status mode 'standalone' is lnc serve's text")
 async def test_not_leader_redirect_is_followed(tmp_path: Path) -> None:
     async with (
         LanceServer(tmp_path / "follower", port=0) as follower,

@@ -38,12 +38,12 @@ from lnc_client import (
 from lnc_client.protocol.frame import KEEPALIVE_FRAME, FrameType
 from lnc_client.server import FaultConfig, LanceServer
 
-from .conftest import TcpProxy, wait_for
+from .conftest import ServerUnderTest, TcpProxy, start_server, wait_for
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[LanceServer]:
-    async with LanceServer(tmp_path / "data", port=0) as running:
+async def server(tmp_path: Path) -> AsyncIterator[ServerUnderTest]:
+    async with start_server(tmp_path / "data") as running:
         yield running
 
 
@@ -118,6 +118,7 @@ async def test_d1_keepalive_echo_is_not_answered(
     await quiet.close()
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_d2_windows_that_split_records_lose_nothing(server: LanceServer) -> None:
     """0.2.9 dropped the partial tail and advanced the offset past it."""
     topic_id = await make_topic(server, "d2")
@@ -260,6 +261,7 @@ async def test_d11_waits_are_bounded_when_the_server_is_gone(server: LanceServer
     await server.start()
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_d12_batching_options_are_honoured(server: LanceServer) -> None:
     """0.2.9 ignored batch_size, linger_ms and max_pending_acks: one frame per record."""
     topic_id = await make_topic(server, "d12")
@@ -305,6 +307,7 @@ async def test_d13_typed_answers_and_honest_lag(server: LanceServer) -> None:
     assert (parse_address("[::1]:1993").host, parse_address("[::1]:1993").port) == ("::1", 1993)
 
 
+@pytest.mark.ours_only("binds lnc serve to ::1")
 async def test_d13_ipv6_literal_connects(tmp_path: Path) -> None:
     try:
         with socket.socket(socket.AF_INET6) as probe:
@@ -322,6 +325,7 @@ def test_d14_crc_is_ieee_not_crc32c() -> None:
     assert KEEPALIVE_FRAME[8:12] == bytes.fromhex("061e9c53")
 
 
+@pytest.mark.ours_only("starts lnc serve with auth tokens")
 async def test_d15_cluster_status_and_auth(tmp_path: Path) -> None:
     async with LanceServer(tmp_path / "auth", port=0, auth_tokens=["s3cret"]) as server:
         config = ClientConfig(host=server.host, port=server.port, auth_token="s3cret")

@@ -67,6 +67,7 @@ def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
     return ca_cert, cert, key
 
 
+@pytest.mark.ours_only("starts lnc serve with auth tokens")
 async def test_tls_with_server_name_and_token_across_a_restart(tmp_path: Path) -> None:
     ca_cert, cert, key = make_ca_and_server_cert(tmp_path)
     tls = TlsConfig(enabled=True, cert_path=cert, key_path=key)
