@@ -9,7 +9,8 @@ relative imports resolved) and checked against the rules:
 * `errors` is the floor: at module level it imports nothing of ours (its one deferred import
   reads the error table of `protocol/`).
 * `server/` imports only `protocol/`, the shared modules and itself: never a client module.
-* Client modules (everything else but `cli/`, which sits on top of both) never import the server.
+* Client modules (everything else but `cli/` and `testing/`, which sit on top of both) never
+  import the server.
 
 The checker itself is tested on small bad sources below, so each rule is shown to fail.
 """
@@ -53,8 +54,10 @@ PURE_STDLIB = frozenset(
 PURE_THIRD_PARTY = frozenset({"lz4"})
 """`lz4.block`: compression of bytes in memory."""
 IO_BUILTINS = frozenset({"open", "print", "input", "breakpoint"})
-SHARED = frozenset({f"{ROOT}.errors", f"{ROOT}.tlv"})
+SHARED = frozenset({f"{ROOT}.errors", f"{ROOT}.tlv", f"{ROOT}._fs"})
 """Modules below both the client and the server. A new one is added here on purpose."""
+TOP = ("cli", "testing")
+"""Packages on top of both the client and the server (the command line, the pytest plugin)."""
 
 
 def module_name(path: Path) -> str:
@@ -141,7 +144,9 @@ def violations(module: str, source: str, *, is_package: bool = False) -> list[st
                 or name in SHARED
             ):
                 found.append(f"{module}: the server imports client module {name}")
-        elif not _within(module, f"{ROOT}.cli") and _within(name, f"{ROOT}.server"):
+        elif not any(_within(module, f"{ROOT}.{top}") for top in TOP) and _within(
+            name, f"{ROOT}.server"
+        ):
             found.append(f"{module}: client module imports the server ({name})")
     if _within(module, f"{ROOT}.protocol"):
         for node in ast.walk(ast.parse(source)):
