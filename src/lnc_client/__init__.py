@@ -43,6 +43,7 @@ from lnc_client.errors import (
     TimeoutError,
     TopicAlreadyExistsError,
     TopicNotFoundError,
+    UndecodableRecordError,
     UnsupportedCommandError,
     validate_topic_name,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "TopicInfo",
     "TopicNotFoundError",
     "TopicRef",
+    "UndecodableRecordError",
     "UnsupportedCommandError",
     "__version__",
     "consumer_id_for",

@@ -44,6 +44,7 @@ __all__ = [
     "TimeoutError",
     "TopicAlreadyExistsError",
     "TopicNotFoundError",
+    "UndecodableRecordError",
     "UnsupportedCommandError",
     "error_from_response",
     "error_from_server_text",
@@ -85,6 +86,27 @@ class TimeoutError(LanceError, builtins.TimeoutError):  # noqa: A001
 
 class ProtocolError(LanceError):
     """The peer sent something this protocol does not allow at this point."""
+
+
+class UndecodableRecordError(ProtocolError):
+    """The bytes at a consumer's offset are not a TLV record it can decode.
+
+    Any client can ingest a payload that is not a TLV chain (the server stores it unparsed).
+    The consumer stops there instead of guessing; to go past it, `seek()` to a known record
+    boundary after `offset`, or `seek_to_end()`.
+
+    Attributes:
+        topic_id: The topic being read.
+        offset: The byte offset of the record that cannot be decoded.
+    """
+
+    def __init__(self, topic_id: int, offset: int, reason: str) -> None:
+        super().__init__(
+            f"undecodable record at offset {offset} of topic {topic_id}: {reason}; seek() to a "
+            "known record boundary past it, or seek_to_end(), to go on"
+        )
+        self.topic_id = topic_id
+        self.offset = offset
 
 
 class FrameFault(StrEnum):

@@ -32,6 +32,7 @@ from lnc_client.errors import (
     ProtocolError,
     ServerCatchingUpError,
     TopicNotFoundError,
+    UndecodableRecordError,
 )
 from lnc_client.offsets import MemoryOffsetStore
 from lnc_client.producer import Producer
@@ -271,16 +272,35 @@ async def test_a_record_larger_than_the_window_grows_it_then_it_shrinks_back(
     assert [f for f in fetches if f[0] != TAIL_OFFSET][:4] == expected
 
 
-async def test_a_record_claiming_more_than_an_ingest_can_hold_is_a_protocol_error(
-    events_server: LanceServer,
+async def poll_forever(consumer: StandaloneConsumer) -> None:
+    while True:
+        await consumer.poll()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        pytest.param(b"\x01\xff\xff\xff\x7fjunk", id="claims-too-much"),
+        pytest.param(b"\xc0\x06\x00\x00\x00\x7f\x01\x00\x00\x00\x00", id="bad-envelope"),
+    ],
+)
+async def test_an_undecodable_record_names_topic_and_offset_and_seek_goes_past_it(
+    events_server: LanceServer, garbage: bytes
 ) -> None:
-    await ingest(events_server.address, [b"\x01\xff\xff\xff\x7f" + b"junk"])
+    good = encode_values([b"after"])
+    await ingest(events_server.address, [encode_values([b"before"]), garbage, good])
     async with StandaloneConsumer(
         events_server.address, make_config(max_fetch_bytes=16)
     ) as consumer:
-        with pytest.raises(ProtocolError, match="claims 2147483652 bytes"):
-            await consumer.poll()
-        assert consumer.current_offset == 0
+        assert values_of(await drain(consumer, 1)) == [b"before"]
+        with pytest.raises(UndecodableRecordError) as caught:
+            await poll_forever(consumer)
+        assert isinstance(caught.value, ProtocolError)
+        assert caught.value.topic_id == consumer.topic_id
+        assert caught.value.offset == consumer.current_offset == len(encode_values([b"before"]))
+        assert f"offset {caught.value.offset} of topic {consumer.topic_id}" in str(caught.value)
+        consumer.seek(caught.value.offset + len(garbage))  # the documented way past it
+        assert values_of(await drain(consumer, 1)) == [b"after"]
 
 
 async def test_seek_rewind_and_end(

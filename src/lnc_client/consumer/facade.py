@@ -333,8 +333,9 @@ class StandaloneConsumer(AsyncLifecycle):
         Raises:
             ServerCatchingUpError: The offset stayed past the server's end for
                 `catching_up_timeout_s`.
-            ProtocolError: The data at the offset is not a TLV stream (a record claims more
-                bytes than an ingest can hold).
+            UndecodableRecordError: The data at the offset is not a TLV stream (a record claims
+                more bytes than an ingest can hold, or a compressed envelope is corrupt); its
+                `topic_id` and `offset` say where. `seek()` past it to go on.
             LanceError: A non-retryable server error (e.g. the topic was deleted), or any
                 failure when `auto_reconnect` is off.
             RuntimeError: Another `poll()` of this consumer is running.

@@ -37,6 +37,7 @@ from lnc_client.errors import (
     NotLeaderError,
     ProtocolError,
     ServerCatchingUpError,
+    UndecodableRecordError,
 )
 from lnc_client.protocol.control import FetchResult
 from lnc_client.protocol.frame import MAX_PAYLOAD_SIZE
@@ -232,10 +233,11 @@ class Fetcher:
             return
         size = max(self._config.max_fetch_bytes, self._missing())
         if size > MAX_PAYLOAD_SIZE:
-            raise ProtocolError(
-                f"the record at offset {self.offset} of topic {self.topic_id} claims "
-                f"{size + len(self._tail)} bytes, more than one ingest can carry: the topic "
-                "does not hold a TLV stream, or the offset is not a record boundary"
+            raise UndecodableRecordError(
+                self.topic_id,
+                self.offset,
+                f"it claims {size + len(self._tail)} bytes, more than one ingest can carry (the "
+                "topic does not hold a TLV stream there, or the offset is not a record boundary)",
             )
         self._queue_window_fetch(self.offset + len(self._tail), size)
 
@@ -336,7 +338,11 @@ class Fetcher:
         tail = self._tail
         assert fetched.position == self.offset + len(tail)
         buffer = tail + data if tail else bytes(data)
-        records, used = decode_stream(buffer)
+        try:
+            records, used = decode_stream(buffer)
+        except ProtocolError as error:
+            self.seek(self.offset)  # drops the tail and any fetch in flight
+            raise UndecodableRecordError(self.topic_id, self.offset, str(error)) from error
         start = self.offset
         self.offset = end = start + used
         self._tail = buffer[used:]

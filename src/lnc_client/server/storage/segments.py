@@ -15,8 +15,19 @@ Threads and data flow:
 * Readers (Fetch, in executor threads) take `log.snapshot`, pin the files they need with
   `SegmentFile.acquire`, and `pread` them. A file retired by retention or deletion is closed
   only when its last reader releases it.
-* `recover_directory` runs at startup: deletes empty files, cuts torn TLV tails off active
-  segments (the real recovery rule, §2.9) and closes them.
+* `TopicLog.recover` runs at startup: deletes empty files, cuts every active segment back to its
+  last durable batch boundary and closes it.
+
+Durable boundaries. The real server recovers an active segment by scanning it as a TLV chain and
+cutting at the first bad header (§2.9), which drops every later batch when one client sent a
+payload that is not TLV (the server acks without parsing). We never cut below an acknowledged
+byte instead: next to each active segment `<stem>.lnc` lies `<stem>.durable`, two 16-byte slots
+`[size u64][seq u32][crc32 u32]` written alternately. `sync` makes the data durable, then writes
+the durable size into the next slot and syncs that file, and only then are the bytes published
+and acked. Recovery cuts the segment at the newest valid slot's size, whatever bytes clients
+sent; a segment without a `.durable` file (written by the real server or an older version) falls
+back to the TLV scan. The real server ignores the file (its extension is not `.lnc`); it is
+deleted once the segment is closed and the rename is durable.
 """
 
 from __future__ import annotations
@@ -25,8 +36,10 @@ import bisect
 import mmap
 import os
 import re
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +53,21 @@ __all__ = [
     "SegmentView",
     "TopicLog",
     "TopicSnapshot",
+    "durable_prefix",
+    "mark_path",
     "parse_segment_name",
+    "read_mark",
     "scan_tlv",
 ]
 
 _NAME: Final = re.compile(r"(\d+)_(\d+)(?:-(\d+))?\.lnc")
+_MARK_SUFFIX: Final = ".durable"
+_MARK: Final = struct.Struct("<QII")
+_MARK_BODY: Final = struct.Struct("<QI")
+_U32: Final = struct.Struct("<I")
 _IOV_MAX: Final = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 16
 _OPEN_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+_MARK_FLAGS: Final = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 Buffer = bytes | bytearray | memoryview
 
@@ -212,6 +233,47 @@ def scan_tlv(path: Path) -> int:
         return position
 
 
+def mark_path(segment: Path) -> Path:
+    """The durable-size file of an active segment (`<stem>.durable`)."""
+    return segment.with_suffix(_MARK_SUFFIX)
+
+
+def read_mark(path: Path) -> int | None:
+    """Return the newest valid durable size in a `.durable` file; 0 if no slot is valid yet.
+
+    Returns None when the file does not exist (a segment written without one).
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    best: tuple[int, int] | None = None
+    for slot in range(2):
+        start = slot * _MARK.size
+        if len(raw) < start + _MARK.size:
+            break
+        size, seq, crc = _MARK.unpack_from(raw, start)
+        if zlib.crc32(raw[start : start + _MARK_BODY.size]) != crc:
+            continue
+        if best is None or seq > best[0]:
+            best = (seq, size)
+    return 0 if best is None else best[1]
+
+
+def _pack_mark(size: int, seq: int) -> bytes:
+    body = _MARK_BODY.pack(size, seq & 0xFFFFFFFF)
+    return body + _U32.pack(zlib.crc32(body))
+
+
+def durable_prefix(path: Path) -> int:
+    """Bytes of an active segment to keep at recovery: never below an acknowledged byte."""
+    size = path.stat().st_size
+    durable = read_mark(mark_path(path))
+    if durable is None:
+        return scan_tlv(path)
+    return min(durable, size)
+
+
 def _write_all(fd: int, buffers: list[Buffer]) -> None:
     pending = [memoryview(b).cast("B") for b in buffers if len(b)]
     while pending:
@@ -250,6 +312,9 @@ class TopicLog:
         self._closed = list(closed)
         self._next_index = next_index
         self._fd: int | None = None
+        self._mark_fd: int | None = None
+        self._mark_seq = 0
+        self._stale_marks: list[Path] = []
         self._active: SegmentView | None = None
         self._written = 0
         self._synced = 0
@@ -261,18 +326,20 @@ class TopicLog:
     def recover(cls, directory: Path, segment_max_bytes: int) -> TopicLog:
         """Open a topic directory at startup: recover active segments, then load (blocking).
 
-        Empty segment files are deleted; active ones are cut at their last whole TLV record
-        and renamed to the closed form, so the next write opens a new segment.
+        Empty segment files are deleted; active ones are cut at their last durable batch
+        boundary (`durable_prefix`) and renamed to the closed form, so the next write opens a
+        new segment. `.durable` files are deleted once the renames are durable.
         """
         changed = False
         found: list[tuple[int, int, int, Path]] = []
+        marks = list(directory.glob(f"*{_MARK_SUFFIX}"))
         for entry in sorted(directory.iterdir()):
             parsed = parse_segment_name(entry.name)
             if parsed is None or not entry.is_file():
                 continue
             index, start_ns, end_ns_or_none = parsed
             if end_ns_or_none is None:
-                valid = scan_tlv(entry)
+                valid = durable_prefix(entry)
                 if valid < entry.stat().st_size:
                     os.truncate(entry, valid)
                     fsync_path(entry)
@@ -289,6 +356,8 @@ class TopicLog:
             found.append((index, start_ns, end_ns, entry))
         if changed:
             fsync_directory(directory)
+        for mark in marks:
+            mark.unlink(missing_ok=True)
         found.sort()
         views = [
             SegmentView(index, start_ns, end_ns, path.stat().st_size, path, SegmentFile(path))
@@ -324,10 +393,14 @@ class TopicLog:
         """Make everything appended durable (fdatasync, directory fsync), then publish it."""
         if self._fd is not None and self._written > self._synced:
             fdatasync(self._fd)
+            self._write_mark(self._written)
             self._synced = self._written
         if self._dir_dirty:
             fsync_directory(self.directory)
             self._dir_dirty = False
+            for mark in self._stale_marks:  # their segments' closed names are durable now
+                mark.unlink(missing_ok=True)
+            self._stale_marks.clear()
         self.dirty = False
         self._publish()
 
@@ -360,6 +433,7 @@ class TopicLog:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._close_mark()
         segments = list(self.snapshot.segments)
         self._closed = []
         self._active = None
@@ -392,6 +466,8 @@ class TopicLog:
         index, start_ns = self._next_index, time.time_ns()
         path = self.directory / f"{index}_{start_ns}.lnc"
         self._fd = os.open(path, _OPEN_FLAGS, 0o644)
+        self._mark_fd = os.open(mark_path(path), _MARK_FLAGS, 0o644)
+        self._mark_seq = 0
         self._active = SegmentView(index, start_ns, None, 0, path, SegmentFile(path))
         self._written = self._synced = self._batches = 0
         self._dir_dirty = self.dirty = True
@@ -402,6 +478,7 @@ class TopicLog:
         assert active is not None
         os.close(self._fd)
         self._fd = None
+        self._close_mark()  # kept: the next start cuts the segment at its durable size
         self._closed.append(
             SegmentView(
                 active.start_index, active.start_ns, None, self._synced, active.path, active.file
@@ -411,6 +488,19 @@ class TopicLog:
         self._active = None
         self._written = self._synced = self._batches = 0
         self._publish()
+
+    def _write_mark(self, size: int) -> None:
+        """Record `size` as durable in the next slot of the `.durable` file and sync it."""
+        assert self._mark_fd is not None
+        self._mark_seq += 1
+        slot = (self._mark_seq % 2) * _MARK.size
+        os.pwrite(self._mark_fd, _pack_mark(size, self._mark_seq), slot)
+        fdatasync(self._mark_fd)
+
+    def _close_mark(self) -> None:
+        if self._mark_fd is not None:
+            os.close(self._mark_fd)
+            self._mark_fd = None
 
     def _write(self, group: list[Buffer]) -> None:
         assert self._fd is not None
@@ -427,6 +517,8 @@ class TopicLog:
         end_ns = max(time.time_ns(), active.start_ns + 1)
         closed_path = active.path.with_name(f"{active.start_index}_{active.start_ns}-{end_ns}.lnc")
         active.path.rename(closed_path)
+        self._close_mark()
+        self._stale_marks.append(mark_path(active.path))
         self._closed.append(
             SegmentView(
                 active.start_index, active.start_ns, end_ns, self._written, closed_path, active.file
