@@ -133,3 +133,32 @@ def test_server_thread_takes_exactly_the_lance_server_arguments() -> None:
 def test_an_unknown_server_option_is_refused_not_ignored(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="prt"):
         LanceServer(tmp_path, prt=0)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("[server]\nidle_timout_secs = 5\n", "server.idle_timout_secs"),
+        ("data_dirr = 'x'\n", "data_dirr"),
+        ("[auth]\nenabled = true\ntoken = 'a'\n", "auth.token"),
+        ("[tls]\ncert = 'c.pem'\n", "tls.cert"),
+        ("[faults]\nack_delay = 5\n", "faults.ack_delay"),
+        ("[ingestion]\nmax_payload = 5\n", "ingestion.max_payload"),
+    ],
+)
+def test_an_unknown_config_key_is_refused_with_its_name(
+    tmp_path: Path, text: str, name: str
+) -> None:
+    path = tmp_path / "lance.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"unknown config key {name}$"):
+        load_config(path)
+
+
+def test_real_server_keys_we_do_not_use_are_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "lance.toml"
+    path.write_text(
+        "node_id = 1\npeers = []\n[wal]\nenabled = false\n[ingestion]\nactor_count = 2\n"
+        "max_payload_size = 1024\n[io]\nring_size = 64\n"
+    )
+    assert load_config(path).max_payload_size == 1024

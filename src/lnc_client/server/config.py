@@ -7,11 +7,14 @@ runs (`LanceServer.faults = ...`); sessions read it at each use.
 The TOML layout mirrors the real server's `lance.toml` where a setting exists there
 (`listen_addr`, `data_dir`, `retention_cleanup_interval_secs`, `[ingestion] max_payload_size`,
 `[io] segment_max_size`, `[auth]`, `[tls]`); settings the real server does not have live in
-`[server]` and `[faults]`. Unknown keys are ignored, as serde does for the real file.
+`[server]` and `[faults]`. A key the real server knows but we do not use (`node_id`,
+`[wal]`, `[monitoring]`, ...) is accepted and logged as ignored; any other key is refused with
+its name, so a typo never passes for a setting.
 """
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +32,69 @@ __all__ = [
     "TlsConfig",
     "load_config",
 ]
+
+_log = logging.getLogger(__name__)
+
+_SERVER_KEYS: Final = (
+    "idle_timeout_secs",
+    "fetch_window_cap",
+    "inflight_bytes_per_connection",
+    "writer_queue_max_bytes",
+    "read_buffer_bytes",
+    "write_buffer_high_bytes",
+)
+_FAULT_KEYS: Final = (
+    "backpressure_every_n_acks",
+    "ack_delay_ms",
+    "drop_after_frames",
+    "max_fetch_bytes",
+)
+_KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
+    "": frozenset(
+        (
+            "data_dir",
+            "listen_addr",
+            "retention_cleanup_interval_secs",
+            "ingestion",
+            "io",
+            "server",
+            "auth",
+            "tls",
+            "faults",
+        )
+    ),
+    "ingestion": frozenset(("max_payload_size",)),
+    "io": frozenset(("segment_max_size",)),
+    "server": frozenset(_SERVER_KEYS),
+    "auth": frozenset(("enabled", "tokens", "token_file", "write_only")),
+    "tls": frozenset(("enabled", "cert_path", "key_path", "ca_path", "require_client_cert")),
+    "faults": frozenset(_FAULT_KEYS),
+}
+_REAL_ONLY_KEYS: Final[dict[str, frozenset[str]]] = {
+    "": frozenset(
+        (
+            "node_id",
+            "replication_addr",
+            "metrics_addr",
+            "health_addr",
+            "replication_mode",
+            "peers",
+            "wal",
+            "monitoring",
+            "replication_quorum_timeout_ms",
+            "consumer_rate_limit_bytes_per_sec",
+            "data_replication_channel_capacity",
+            "replication_max_inflight",
+            "coordinator_pin_core",
+            "forwarder_pin_core",
+        )
+    ),
+    "ingestion": frozenset(
+        ("batch_pool_size", "batch_capacity", "channel_capacity", "actor_count", "pin_cores")
+    ),
+    "io": frozenset(("ring_size", "sparse_index_interval")),
+}
+"""Keys of the real `lance.toml` (lance/src/config.rs) that the embedded server does not use."""
 
 DEFAULT_FETCH_WINDOW_CAP: Final = MAX_PAYLOAD_SIZE - HEADER_SIZE - FETCH_RESPONSE_HEADER_SIZE
 """Largest Fetch window by default: the whole response frame fits a client's 16 MiB cap."""
@@ -232,6 +298,21 @@ def _paths(values: dict[str, object]) -> dict[str, object]:
     return {k: Path(str(v)) if k.endswith(("_path", "_file")) else v for k, v in values.items()}
 
 
+def _check_keys(doc: dict[str, object]) -> None:
+    """Refuse a key neither we nor the real server know; log the real-only ones as ignored."""
+    for section, known in _KNOWN_KEYS.items():
+        table = doc if not section else doc.get(section, {})
+        if not isinstance(table, dict):
+            continue
+        where = f"{section}." if section else ""
+        real_only = _REAL_ONLY_KEYS.get(section, frozenset())
+        for key in table:
+            if key in real_only:
+                _log.info("config key %s%s is a real-server setting, ignored here", where, key)
+            elif key not in known:
+                raise ConfigError(f"unknown config key {where}{key}")
+
+
 def load_config(path: Path, **overrides: object) -> ServerConfig:
     """Build a `ServerConfig` from a TOML file, then apply keyword overrides.
 
@@ -240,12 +321,17 @@ def load_config(path: Path, **overrides: object) -> ServerConfig:
         **overrides: `ServerConfig` fields that win over the file (for example from flags).
 
     Raises:
-        ConfigError: The file is unreadable, not TOML, or a value has the wrong type.
+        ConfigError: The file is unreadable, not TOML, has an unknown key, or a value has
+            the wrong type.
     """
     try:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"{path}: {error}") from error
+    try:
+        _check_keys(doc)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
     values: dict[str, object] = {}
     if "data_dir" in doc:
         values["data_dir"] = Path(str(_typed(doc, "data_dir", str, "")))
@@ -261,17 +347,7 @@ def load_config(path: Path, **overrides: object) -> ServerConfig:
         _table(doc, "ingestion"), {"max_payload_size": "max_payload_size"}, int, "ingestion."
     )
     values |= _pick(_table(doc, "io"), {"segment_max_size": "segment_max_bytes"}, int, "io.")
-    server_names = {
-        name: name
-        for name in (
-            "idle_timeout_secs",
-            "fetch_window_cap",
-            "inflight_bytes_per_connection",
-            "writer_queue_max_bytes",
-            "read_buffer_bytes",
-            "write_buffer_high_bytes",
-        )
-    }
+    server_names = {name: name for name in _SERVER_KEYS}
     values |= _pick(_table(doc, "server"), server_names, (int, float), "server.")
     auth = _table(doc, "auth")
     auth_values = _pick(auth, {"enabled": "enabled", "write_only": "write_only"}, bool, "auth.")
@@ -287,15 +363,7 @@ def load_config(path: Path, **overrides: object) -> ServerConfig:
     )
     tls_values |= _pick(tls, {k: k for k in ("cert_path", "key_path", "ca_path")}, str, "tls.")
     values["tls"] = TlsConfig(**_paths(tls_values))  # type: ignore[arg-type]
-    fault_names = {
-        k: k
-        for k in (
-            "backpressure_every_n_acks",
-            "ack_delay_ms",
-            "drop_after_frames",
-            "max_fetch_bytes",
-        )
-    }
+    fault_names = {k: k for k in _FAULT_KEYS}
     fault_values = _pick(_table(doc, "faults"), fault_names, (int, float), "faults.")
     values["faults"] = FaultConfig(**fault_values)  # type: ignore[arg-type]
     values |= overrides
