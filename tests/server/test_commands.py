@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from lnc_client.protocol.frame import (
     build_control_frame,
     encode_frame,
 )
+from lnc_client.server import LanceServer, ServerConfig
 
 from .conftest import RawConn
 
@@ -181,3 +183,34 @@ async def test_list_topics_struct_order_sorted_by_id(conn: RawConn) -> None:
             {"id": 2, "name": "a", "created_at": b["created_at"], "topic_epoch": 1},
         ]
     }
+
+
+async def test_commit_offset_state_is_bounded_least_recently_written_goes(
+    tmp_path: Path,
+) -> None:
+    config = ServerConfig(data_dir=tmp_path, port=0, max_consumer_offsets=100)
+    async with LanceServer(config=config) as server:
+        conn = await RawConn.open(server.port)
+        commits = [
+            build_control_frame(C.COMMIT_OFFSET, struct.pack("<IQQ", 0, i, i))
+            for i in range(1, 1001)
+        ]
+        await conn.send(b"".join(commits))
+        await conn.read_frames(1000)
+        await conn.send(build_control_frame(C.COMMIT_OFFSET, struct.pack("<IQQ", 0, 950, 7)))
+        await conn.read_frame()
+        await conn.send(build_control_frame(C.COMMIT_OFFSET, struct.pack("<IQQ", 0, 2000, 1)))
+        await conn.read_frame()
+        state = server._state
+        assert state is not None
+        assert len(state.committed) == 100  # not 1001
+        assert state.committed.get((0, 950)) == 7  # rewritten, so kept
+        assert state.committed.get((0, 901)) is None  # the oldest write went first
+        assert state.committed.get((0, 902)) == 902
+        for consumer in (950, 901):
+            await conn.send(build_control_frame(C.SUBSCRIBE, subscribe_payload(0, 0, 0, consumer)))
+        assert await conn.read_frames(2) == [
+            build_control_frame(C.SUBSCRIBE_ACK, struct.pack("<QQ", 950, 7)),
+            build_control_frame(C.SUBSCRIBE_ACK, struct.pack("<QQ", 901, 0)),
+        ]
+        await conn.close()

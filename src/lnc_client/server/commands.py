@@ -57,7 +57,7 @@ from lnc_client.server.storage.segments import Buffer, TopicSnapshot
 from lnc_client.server.storage.topics import Topic, TopicRegistry
 from lnc_client.server.storage.writer import GroupCommitWriter
 
-__all__ = ["Commands", "ConnectionAuth", "Reply", "ServerState", "error_frame"]
+__all__ = ["BoundedOffsets", "Commands", "ConnectionAuth", "Reply", "ServerState", "error_frame"]
 
 Payload = bytes | memoryview
 Reply = list[Buffer]
@@ -102,6 +102,40 @@ def _io_error_text(error: OSError) -> str:
     return texts.IO_ERROR.format(detail=f"{error.strerror} (os error {error.errno})")
 
 
+class BoundedOffsets:
+    """Offsets by (topic_id, consumer_id), at most `limit` of them; the least recently set go.
+
+    Any client can invent consumer ids, so the table must not grow with them: past the limit
+    the entry written longest ago is forgotten (a consumer that comes back after that starts
+    from offset 0, as after a server restart).
+    """
+
+    __slots__ = ("_entries", "_limit")
+
+    def __init__(self, limit: int) -> None:
+        self._entries: dict[tuple[int, int], int] = {}
+        self._limit = limit
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[int, int]) -> int | None:
+        """The offset stored for `key`, if any."""
+        return self._entries.get(key)
+
+    def set(self, key: tuple[int, int], offset: int) -> None:
+        """Store an offset (it becomes the most recent), forgetting the oldest past the limit."""
+        entries = self._entries
+        entries.pop(key, None)
+        entries[key] = offset
+        if len(entries) > self._limit:
+            del entries[next(iter(entries))]
+
+    def pop(self, key: tuple[int, int]) -> None:
+        """Forget `key`."""
+        self._entries.pop(key, None)
+
+
 @dataclass(slots=True)
 class ServerState:
     """What every session shares: storage, configuration and the process-wide state.
@@ -112,8 +146,9 @@ class ServerState:
         writer: The group-commit writer.
         tokens: Accepted auth tokens (empty when auth is off).
         faults: The current fault switches (replaced at runtime by `LanceServer.faults`).
-        committed: CommitOffset values by (topic_id, consumer_id).
-        subscriptions: Subscribe positions by (topic_id, consumer_id).
+        committed: CommitOffset values by (topic_id, consumer_id), bounded by
+            `config.max_consumer_offsets`.
+        subscriptions: Subscribe positions by (topic_id, consumer_id), bounded likewise.
         stopping: Set when `stop()` begins; a connection that arrives later is dropped at once.
     """
 
@@ -122,9 +157,14 @@ class ServerState:
     writer: GroupCommitWriter
     tokens: frozenset[str]
     faults: FaultConfig
-    committed: dict[tuple[int, int], int] = field(default_factory=dict)
-    subscriptions: dict[tuple[int, int], int] = field(default_factory=dict)
+    committed: BoundedOffsets = field(init=False)
+    subscriptions: BoundedOffsets = field(init=False)
     stopping: bool = False
+
+    def __post_init__(self) -> None:
+        """Create the bounded offset tables."""
+        self.committed = BoundedOffsets(self.config.max_consumer_offsets)
+        self.subscriptions = BoundedOffsets(self.config.max_consumer_offsets)
 
 
 @dataclass(slots=True)
@@ -213,24 +253,24 @@ class Commands:
         key = (request.topic_id, request.consumer_id)
         offset = request.start_offset
         if offset == 0:
-            offset = self._state.committed.get(key, 0)
-        self._state.subscriptions[key] = offset
+            offset = self._state.committed.get(key) or 0
+        self._state.subscriptions.set(key, offset)
         return _control(
             ControlCommand.SUBSCRIBE_ACK, encode_consumer_offset(request.consumer_id, offset)
         )
 
     def _unsubscribe(self, payload: Payload) -> Reply:
         request = parse_unsubscribe_request(payload)
-        self._state.subscriptions.pop((request.topic_id, request.consumer_id), None)
+        self._state.subscriptions.pop((request.topic_id, request.consumer_id))
         return [build_ack_frame(request.consumer_id)]
 
     def _commit_offset(self, payload: Payload) -> Reply:
         request = parse_commit_offset_request(payload)
         key = (request.topic_id, request.consumer_id)
-        self._state.committed[key] = request.offset
+        self._state.committed.set(key, request.offset)
         position = self._state.subscriptions.get(key)
         if position is not None and request.offset > position:
-            self._state.subscriptions[key] = request.offset
+            self._state.subscriptions.set(key, request.offset)
         return _control(
             ControlCommand.COMMIT_ACK, encode_consumer_offset(request.consumer_id, request.offset)
         )

@@ -42,6 +42,7 @@ _SERVER_KEYS: Final = (
     "writer_queue_max_bytes",
     "read_buffer_bytes",
     "write_buffer_high_bytes",
+    "max_consumer_offsets",
 )
 _FAULT_KEYS: Final = (
     "backpressure_every_n_acks",
@@ -222,6 +223,8 @@ class ServerConfig:
             connections stop being read.
         read_buffer_bytes: Receive buffer per connection (the real server's 256 KiB).
         write_buffer_high_bytes: Unsent reply bytes above which a connection stops being read.
+        max_consumer_offsets: Most (topic, consumer) entries kept for CommitOffset, and for
+            Subscribe; past it the least recently written is forgotten.
         auth: Token authentication.
         tls: TLS settings.
         faults: Initial fault switches.
@@ -239,6 +242,7 @@ class ServerConfig:
     writer_queue_max_bytes: int = 64 * 1024 * 1024
     read_buffer_bytes: int = 256 * 1024
     write_buffer_high_bytes: int = 4 * 1024 * 1024
+    max_consumer_offsets: int = 65536
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -255,6 +259,8 @@ class ServerConfig:
             raise ConfigError("fetch_window_cap must be >= 1 and inflight limits >= 0")
         if self.read_buffer_bytes < HEADER_SIZE or self.writer_queue_max_bytes < 1:
             raise ConfigError("read_buffer_bytes must be >= 44 and writer_queue_max_bytes >= 1")
+        if self.max_consumer_offsets < 1:
+            raise ConfigError("max_consumer_offsets must be >= 1")
         if self.tls.enabled and (self.tls.cert_path is None or self.tls.key_path is None):
             raise ConfigError("TLS needs cert_path and key_path")
         if self.tls.require_client_cert and self.tls.ca_path is None:
