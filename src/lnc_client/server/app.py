@@ -13,6 +13,7 @@ owns the process.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import ssl
@@ -170,6 +171,7 @@ class LanceServer:
         self._faults = value
         if self._state is not None:
             self._state.faults = value
+            self._state.writer.inject_errno = errno.ENOSPC if value.disk_full else 0
 
     @property
     def connection_count(self) -> int:
@@ -214,6 +216,7 @@ class LanceServer:
         loop = asyncio.get_running_loop()
         registry, tokens = await asyncio.to_thread(self._load, config)
         writer = GroupCommitWriter(loop, max_queue_bytes=config.writer_queue_max_bytes)
+        writer.inject_errno = errno.ENOSPC if self._faults.disk_full else 0
         writer.start()
         state = ServerState(config, registry, writer, tokens, self._faults)
         commands = Commands(state)

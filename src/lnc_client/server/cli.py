@@ -59,6 +59,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--fault-ack-delay-ms", type=float, metavar="MS", default=0.0)
     faults.add_argument("--fault-drop-after-frames", type=int, metavar="N", default=0)
     faults.add_argument("--fault-max-fetch-bytes", type=int, metavar="N", default=0)
+    faults.add_argument(
+        "--fault-disk-full", action="store_true", help="every ingest write fails with ENOSPC"
+    )
 
 
 def add_serve_parser(
@@ -108,6 +111,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         ack_delay_ms=args.fault_ack_delay_ms,
         drop_after_frames=args.fault_drop_after_frames,
         max_fetch_bytes=args.fault_max_fetch_bytes,
+        disk_full=args.fault_disk_full,
     )
     if faults != FaultConfig():
         overrides["faults"] = faults

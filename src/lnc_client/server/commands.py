@@ -57,7 +57,15 @@ from lnc_client.server.storage.segments import Buffer, TopicSnapshot
 from lnc_client.server.storage.topics import Topic, TopicRegistry
 from lnc_client.server.storage.writer import GroupCommitWriter
 
-__all__ = ["BoundedOffsets", "Commands", "ConnectionAuth", "Reply", "ServerState", "error_frame"]
+__all__ = [
+    "BoundedOffsets",
+    "Commands",
+    "ConnectionAuth",
+    "Reply",
+    "ServerState",
+    "error_frame",
+    "io_error_text",
+]
 
 Payload = bytes | memoryview
 Reply = list[Buffer]
@@ -95,7 +103,7 @@ def _server_text(error: LanceError) -> str:
     return error.server_text or error.message
 
 
-def _io_error_text(error: OSError) -> str:
+def io_error_text(error: OSError) -> str:
     """Rust's `I/O error: <std::io::Error>` Display, e.g. `... (os error 36)`."""
     if error.errno is None:
         return texts.IO_ERROR.format(detail=error)
@@ -311,7 +319,7 @@ class Commands:
             await self._state.writer.call(lambda: registry.create_on_disk(topic))
         except OSError as error:
             registry.remove(topic)
-            return error_frame(_io_error_text(error))
+            return error_frame(io_error_text(error))
         info = topic.info(with_retention=topic.retention is not None)
         return _control(ControlCommand.TOPIC_RESPONSE, topic_json(info))
 
@@ -336,9 +344,9 @@ class Commands:
             try:  # shielded: memory follows the disk even if the connection goes away
                 leftover = await asyncio.shield(delete_on_disk())
             except OSError as error:
-                return error_frame(_io_error_text(error))
+                return error_frame(io_error_text(error))
             if leftover is not None:
-                return error_frame(_io_error_text(leftover))
+                return error_frame(io_error_text(leftover))
             return _control(ControlCommand.TOPIC_RESPONSE, deleted_json(topic_id))
 
         return delete()
@@ -359,7 +367,7 @@ class Commands:
             except OSError as error:
                 if topic.retention is wanted:  # memory follows the disk, unless changed since
                     topic.retention = previous
-                return error_frame(_io_error_text(error))
+                return error_frame(io_error_text(error))
             body = retention_json(request.topic_id, request.max_age_secs, request.max_bytes)
             return _control(ControlCommand.TOPIC_RESPONSE, body)
 
@@ -392,7 +400,7 @@ async def _read_window(
     try:
         return await loop.run_in_executor(None, _read_frame, snapshot, start, size)
     except OSError as error:
-        return error_frame(_io_error_text(error))
+        return error_frame(io_error_text(error))
 
 
 def _read_frame(snapshot: TopicSnapshot, start: int, size: int) -> Reply:

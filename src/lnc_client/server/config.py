@@ -69,7 +69,7 @@ _KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "server": frozenset(_SERVER_KEYS),
     "auth": frozenset(("enabled", "tokens", "token_file", "write_only")),
     "tls": frozenset(("enabled", "cert_path", "key_path", "ca_path", "require_client_cert")),
-    "faults": frozenset(_FAULT_KEYS),
+    "faults": frozenset((*_FAULT_KEYS, "disk_full")),
 }
 _REAL_ONLY_KEYS: Final[dict[str, frozenset[str]]] = {
     "": frozenset(
@@ -122,12 +122,15 @@ class FaultConfig:
             many frames in total; the frame that reaches the count is not processed.
         max_fetch_bytes: Cap every Fetch window at this many bytes (the response stays a valid
             raw window, just shorter).
+        disk_full: Every ingest write fails with ENOSPC after its bytes were written and
+            before the sync (they are cut back), as on a full disk, until switched off.
     """
 
     backpressure_every_n_acks: int = 0
     ack_delay_ms: float = 0.0
     drop_after_frames: int = 0
     max_fetch_bytes: int = 0
+    disk_full: bool = False
 
     def __post_init__(self) -> None:
         """Reject negative values."""
@@ -371,6 +374,7 @@ def load_config(path: Path, **overrides: object) -> ServerConfig:
     values["tls"] = TlsConfig(**_paths(tls_values))  # type: ignore[arg-type]
     fault_names = {k: k for k in _FAULT_KEYS}
     fault_values = _pick(_table(doc, "faults"), fault_names, (int, float), "faults.")
+    fault_values |= _pick(_table(doc, "faults"), {"disk_full": "disk_full"}, bool, "faults.")
     values["faults"] = FaultConfig(**fault_values)  # type: ignore[arg-type]
     values |= overrides
     values.setdefault("data_dir", Path("data"))

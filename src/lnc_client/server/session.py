@@ -8,6 +8,13 @@ the receive buffer), and the chunk's Acks are written together, in FIFO order, o
 reports them durable. A framing fault ends the connection after the frames before it in the same
 chunk were dispatched, with no reply and without that chunk's Acks (§1.4).
 
+Write failures. When the disk refuses a write (`ENOSPC`, `EIO`, ...), each ingest of that write
+gets an ErrorResponse with the server's text (`I/O error: No space left on device (os error
+28)`) in the place of its Ack, and the connection stays open: the writer cut the failed bytes
+back, so the next write (once there is space again) goes on from the last durable byte. The
+real server closes the connection without a frame instead (PROTOCOL.md §2.9); a producer then
+sees only a timeout.
+
 Pipelining. The real server stops reading until a chunk's Acks are out. We keep reading up to
 `inflight_bytes_per_connection` un-acked bytes, but keep the wire order the real server would
 produce for the same chunks: the replies of a later chunk are held until every earlier chunk's
@@ -41,7 +48,14 @@ from lnc_client.protocol.frame import (
     build_backpressure_frame,
     classify,
 )
-from lnc_client.server.commands import Commands, ConnectionAuth, Reply, ServerState, error_frame
+from lnc_client.server.commands import (
+    Commands,
+    ConnectionAuth,
+    Reply,
+    ServerState,
+    error_frame,
+    io_error_text,
+)
 from lnc_client.server.storage.segments import Buffer, TopicLog
 from lnc_client.server.storage.writer import WriterUnavailableError
 
@@ -62,11 +76,23 @@ def _close_coroutine(coroutine: Coroutine[None, None, Reply], _: asyncio.Task[No
 class _Chunk:
     """The frames of one read and what is owed for them."""
 
-    __slots__ = ("acks", "close", "dispatched", "failed", "held", "outstanding", "replies")
+    __slots__ = (
+        "acks",
+        "close",
+        "dispatched",
+        "errors",
+        "failed",
+        "held",
+        "outstanding",
+        "replies",
+        "submitted",
+    )
 
     def __init__(self) -> None:
         self.replies: list[Buffer] = []
         self.acks: list[int] = []
+        self.submitted = 0
+        self.errors: dict[int, bytes] = {}
         self.outstanding = 0
         self.dispatched = False
         self.close = False
@@ -290,21 +316,28 @@ class Session(asyncio.BufferedProtocol):
         self._entries, self._entry_bytes = [], 0
         chunk.outstanding += 1
         self._inflight += nbytes
+        acks = range(chunk.submitted, len(chunk.acks))
+        chunk.submitted = len(chunk.acks)
         try:
-            self._state.writer.submit(entries, nbytes, lambda e: self._written(chunk, nbytes, e))
+            self._state.writer.submit(
+                entries, nbytes, lambda e: self._written(chunk, nbytes, acks, e)
+            )
         except WriterUnavailableError:
             chunk.outstanding -= 1
             chunk.failed = True
             self._inflight -= nbytes
 
-    def _written(self, chunk: _Chunk, nbytes: int, error: OSError | None) -> None:
+    def _written(self, chunk: _Chunk, nbytes: int, acks: range, error: OSError | None) -> None:
         self._inflight -= nbytes
         chunk.outstanding -= 1
         if self._transport is None:
             return
-        if error is not None:
-            _log.warning("write failed, closing the connection without Acks: %s", error)
+        if isinstance(error, WriterUnavailableError):
             chunk.failed = True
+        elif error is not None:
+            _log.warning("write failed, %d ingest(s) get an ErrorResponse: %s", len(acks), error)
+            reply = b"".join(error_frame(io_error_text(error)))
+            chunk.errors.update(dict.fromkeys(acks, reply))
         delay = self._state.faults.ack_delay_ms
         if delay and chunk.outstanding == 0 and not chunk.failed:
             chunk.held = True
@@ -359,7 +392,7 @@ class Session(asyncio.BufferedProtocol):
             if head.outstanding or head.held:
                 return
             if head.acks:
-                transport.write(self._ack_bytes(head.acks))
+                transport.write(self._ack_bytes(head.acks, head.errors))
             chunks.popleft()
             self._last_activity = self._loop.time()
             if not chunks and self._idle_timer is None and self._state.config.idle_timeout_secs:
@@ -367,14 +400,20 @@ class Session(asyncio.BufferedProtocol):
         if (self._eof or self._closing) and not self._busy:
             transport.close()
 
-    def _ack_bytes(self, acks: list[int]) -> bytes:
+    def _ack_bytes(self, acks: list[int], errors: dict[int, bytes]) -> bytes:
         every = self._state.faults.backpressure_every_n_acks
-        if not every:
+        if not every and not errors:
             self._acks_sent += len(acks)
             return b"".join([build_ack_frame(batch_id) for batch_id in acks])
         parts = []
-        for batch_id in acks:
+        for index, batch_id in enumerate(acks):
+            refused = errors.get(index)
+            if refused is not None:
+                parts.append(refused)
+                continue
             parts.append(build_ack_frame(batch_id))
+            if not every:
+                continue
             self._acks_sent += 1
             if self._acks_sent % every == 0:
                 parts.append(build_backpressure_frame())

@@ -12,8 +12,10 @@ are durable.
 Memory is bounded by the loop side: `queued_bytes` counts payload bytes not yet completed, and
 sessions stop reading while it is above the limit (`wait_for_room`).
 
-Failure. An `OSError` while writing fails that batch's writes (their sessions close without
-Acks) and the writer goes on. Any other exception is a bug: it is logged once with its
+Failure. An `OSError` while writing fails that batch's writes (their bytes are cut back; their
+sessions answer each ingest with an ErrorResponse) and the writer goes on; `inject_errno` makes
+every write fail so, after its bytes were written and before the sync (disk-full tests).
+Any other exception is a bug: it is logged once with its
 traceback, every job not yet completed fails with `WriterUnavailableError` (an `OSError`, so
 control commands answer `I/O error: ...` and sessions close without Acks), the thread ends, and
 every later `submit` / `call` raises `WriterUnavailableError` at once. Nothing waits forever.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -88,6 +91,7 @@ class GroupCommitWriter:
         self._failure: WriterUnavailableError | None = None
         self.commits = 0
         self.syncs = 0
+        self.inject_errno = 0
 
     def start(self) -> None:
         """Start the thread."""
@@ -231,6 +235,7 @@ class GroupCommitWriter:
         try:
             for log, payloads in per_log.items():
                 log.append(payloads)
+            _check_injected(self.inject_errno)
             for log in per_log:
                 if log.dirty:
                     log.sync()
@@ -269,6 +274,11 @@ class GroupCommitWriter:
     def _deliver(completions: list[_Completion]) -> None:
         for completion in completions:
             completion()
+
+
+def _check_injected(code: int) -> None:
+    if code:
+        raise OSError(code, os.strerror(code))
 
 
 def _settle(future: asyncio.Future[T], value: T | None, error: Exception | None) -> None:
