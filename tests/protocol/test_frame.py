@@ -241,11 +241,46 @@ def test_random_chunkings_give_identical_frames(
     encoded: list[bytes], cuts: list[int], mode: str, buffer_size: int
 ) -> None:
     stream = b"".join(encoded)
-    decoder = FrameDecoder(buffer_size=buffer_size)
-    frames = feed_chunks(decoder, split(stream, cuts), mode)
-    assert as_tuples(frames) == expected_tuples(encoded)
-    assert [f.encode() for f in frames] == encoded
-    assert decoder.buffered == 0
+    for minimum in (None, HEADER_SIZE, min(8192, buffer_size)):  # eager, and grow-with-data
+        decoder = FrameDecoder(buffer_size=buffer_size, min_buffer_size=minimum)
+        frames = feed_chunks(decoder, split(stream, cuts), mode)
+        assert as_tuples(frames) == expected_tuples(encoded)
+        assert [f.encode() for f in frames] == encoded
+        assert decoder.buffered == 0
+
+
+@given(st.integers(HEADER_SIZE, 16 * 1024 * 1024), st.lists(st.integers(1, 70_000), max_size=12))
+def test_grow_with_data_pins_memory_in_proportion_to_bytes_received(
+    declared: int, reads: list[int]
+) -> None:
+    """A header may declare 16 MiB; the buffer follows what actually arrived (issue 9.11)."""
+    decoder = FrameDecoder(buffer_size=256 * 1024, min_buffer_size=8192)
+    received = 0
+    space = decoder.get_buffer()
+    space[:HEADER_SIZE] = encode_header(Flag.BATCH_MODE, batch_id=1, payload_length=declared)
+    assert decoder.buffer_updated(HEADER_SIZE) == []
+    received = HEADER_SIZE
+    for size in reads:
+        space = decoder.get_buffer()
+        take = min(size, len(space), HEADER_SIZE + declared - received - 1)
+        if take <= 0:
+            break
+        assert decoder.buffer_updated(take) == []
+        received += take
+        assert decoder.capacity <= max(256 * 1024, 4 * received + 16384)
+    decoder.shrink()  # a frame is in progress: nothing is dropped
+    assert decoder.buffered == received
+
+
+def test_shrink_gives_the_buffer_back_only_when_nothing_is_buffered() -> None:
+    decoder = FrameDecoder(buffer_size=256 * 1024, min_buffer_size=8192)
+    assert decoder.capacity == 0  # nothing allocated before the first read
+    space = decoder.get_buffer()
+    assert len(space) == 8192
+    space[: len(KEEPALIVE_FRAME)] = KEEPALIVE_FRAME
+    assert len(decoder.buffer_updated(len(KEEPALIVE_FRAME))) == 1
+    decoder.shrink()
+    assert decoder.capacity == 0
 
 
 @pytest.mark.parametrize("mode", MODES)

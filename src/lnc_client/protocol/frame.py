@@ -484,22 +484,47 @@ class FrameDecoder:
     buffers the decoder never writes again, so frames stay valid as long as the caller keeps
     them. Memory is bounded by one buffer of `buffer_size` or one frame, whichever is larger.
 
+    Two ways to size the buffer. By default (a client, which trusts its server) the space for a
+    whole frame is made as soon as its header arrives, so a large frame is received with one
+    buffer move at most. With `min_buffer_size` (a server, facing untrusted peers) the decoder
+    starts with that much, doubles it (up to `buffer_size`) only when reads fill it, grows past
+    it only in proportion to the bytes of a frame actually received (a 44-byte header declaring
+    16 MiB pins about 8 KiB, not 16 MiB), and `shrink()` gives the memory back when idle.
+
     Args:
         max_payload_size: Largest accepted payload_length; larger closes the stream with
             `FrameFault.PAYLOAD_TOO_LARGE` (checked first, as the server does).
         buffer_size: Size of the receive buffers handed to the transport.
+        min_buffer_size: Grow with the data from this size (see above); None to size eagerly.
     """
 
-    __slots__ = ("_buf", "_buffer_size", "_end", "_exported", "_failure", "_max", "_need", "_start")
+    __slots__ = (
+        "_buf",
+        "_buffer_size",
+        "_end",
+        "_exported",
+        "_failure",
+        "_max",
+        "_min",
+        "_need",
+        "_start",
+    )
 
     def __init__(
-        self, *, max_payload_size: int = MAX_PAYLOAD_SIZE, buffer_size: int = 256 * 1024
+        self,
+        *,
+        max_payload_size: int = MAX_PAYLOAD_SIZE,
+        buffer_size: int = 256 * 1024,
+        min_buffer_size: int | None = None,
     ) -> None:
         if max_payload_size < 0 or buffer_size < HEADER_SIZE:
             raise ValueError("max_payload_size must be >= 0 and buffer_size >= 44")
+        if min_buffer_size is not None and not HEADER_SIZE <= min_buffer_size <= buffer_size:
+            raise ValueError("min_buffer_size must be in 44..buffer_size")
         self._max = max_payload_size
         self._buffer_size = buffer_size
-        self._buf = memoryview(bytearray(buffer_size))
+        self._min = min_buffer_size
+        self._buf = memoryview(bytearray(buffer_size if min_buffer_size is None else 0))
         self._start = 0
         self._end = 0
         self._need = HEADER_SIZE
@@ -511,18 +536,44 @@ class FrameDecoder:
         """Bytes received that do not yet form a complete frame."""
         return self._end - self._start
 
+    @property
+    def capacity(self) -> int:
+        """Size of the current receive buffer."""
+        return len(self._buf)
+
+    @property
+    def max_payload_size(self) -> int:
+        """Largest accepted payload_length; may be changed between reads."""
+        return self._max
+
+    @max_payload_size.setter
+    def max_payload_size(self, value: int) -> None:
+        self._max = value
+
+    def shrink(self) -> None:
+        """Drop the receive buffer while nothing is buffered (with `min_buffer_size` only)."""
+        if self._min is not None and self._start == self._end and len(self._buf):
+            self._buf = memoryview(bytearray(0))
+            self._start = self._end = 0
+            self._exported = False
+
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Return writable space for the next read (`asyncio.BufferedProtocol.get_buffer`).
 
-        The space always has room for the rest of the frame being received, so a frame of any
-        allowed size is received with one buffer move at most.
+        By default the space always has room for the rest of the frame being received, so a
+        frame of any allowed size is received with one buffer move at most.
 
         Args:
             sizehint: The transport's hint; unused, the decoder sizes buffers by frame.
         """
         self._raise_if_failed()
         capacity = len(self._buf)
-        if self._start + self._need > capacity or capacity - self._end < _MIN_FREE:
+        free = capacity - self._end
+        if (
+            free < _MIN_FREE
+            if self._min is not None
+            else (self._start + self._need > capacity or free < _MIN_FREE)
+        ):
             self._relocate()
         return self._buf[self._end :]
 
@@ -569,7 +620,12 @@ class FrameDecoder:
 
     def _relocate(self) -> None:
         pending = bytes(self._buf[self._start : self._end])
-        size = max(self._buffer_size, self._need + _MIN_FREE)
+        if self._min is None:
+            size = max(self._buffer_size, self._need + _MIN_FREE)
+        else:
+            held = len(pending) + _MIN_FREE
+            grown = max(self._min, min(2 * len(self._buf), self._buffer_size), held)
+            size = max(grown, min(self._need + _MIN_FREE, 2 * held))
         if self._exported or size > len(self._buf):
             self._buf = memoryview(bytearray(size))
             self._exported = False

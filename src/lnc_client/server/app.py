@@ -184,6 +184,11 @@ class LanceServer:
         return sum(session.held_reply_bytes for session in self._sessions)
 
     @property
+    def buffered_bytes(self) -> int:
+        """Receive-buffer bytes of all connections (bounded by `max_buffered_bytes_total`)."""
+        return self._state.buffered_bytes if self._state is not None else 0
+
+    @property
     def fsync_count(self) -> int:
         """Segment syncs done by the writer since the last start (for measurements)."""
         return self._state.writer.syncs if self._state is not None else 0

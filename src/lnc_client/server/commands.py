@@ -158,6 +158,8 @@ class ServerState:
             `config.max_consumer_offsets`.
         subscriptions: Subscribe positions by (topic_id, consumer_id), bounded likewise.
         stopping: Set when `stop()` begins; a connection that arrives later is dropped at once.
+        buffered_bytes: Receive-buffer bytes of all sessions (bounded by
+            `config.max_buffered_bytes_total`).
     """
 
     config: ServerConfig
@@ -168,6 +170,7 @@ class ServerState:
     committed: BoundedOffsets = field(init=False)
     subscriptions: BoundedOffsets = field(init=False)
     stopping: bool = False
+    buffered_bytes: int = 0
 
     def __post_init__(self) -> None:
         """Create the bounded offset tables."""

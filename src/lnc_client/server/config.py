@@ -43,6 +43,10 @@ _SERVER_KEYS: Final = (
     "read_buffer_bytes",
     "write_buffer_high_bytes",
     "max_consumer_offsets",
+    "max_connections",
+    "frame_timeout_secs",
+    "max_buffered_bytes_total",
+    "max_unauthenticated_payload",
 )
 _FAULT_KEYS: Final = (
     "backpressure_every_n_acks",
@@ -228,6 +232,13 @@ class ServerConfig:
         write_buffer_high_bytes: Unsent reply bytes above which a connection stops being read.
         max_consumer_offsets: Most (topic, consumer) entries kept for CommitOffset, and for
             Subscribe; past it the least recently written is forgotten.
+        max_connections: Open connections above which a new one is closed at once.
+        frame_timeout_secs: A frame begun but not complete this long (while the server reads)
+            closes the connection; 0 never.
+        max_buffered_bytes_total: Receive-buffer bytes of all connections together above which
+            the connection whose buffer grows is closed.
+        max_unauthenticated_payload: With auth on (and `write_only` off), the largest frame
+            payload a connection may send before it authenticated.
         auth: Token authentication.
         tls: TLS settings.
         faults: Initial fault switches.
@@ -246,6 +257,10 @@ class ServerConfig:
     read_buffer_bytes: int = 256 * 1024
     write_buffer_high_bytes: int = 4 * 1024 * 1024
     max_consumer_offsets: int = 65536
+    max_connections: int = 1024
+    frame_timeout_secs: float = 30.0
+    max_buffered_bytes_total: int = 256 * 1024 * 1024
+    max_unauthenticated_payload: int = 64 * 1024
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -262,8 +277,12 @@ class ServerConfig:
             raise ConfigError("fetch_window_cap must be >= 1 and inflight limits >= 0")
         if self.read_buffer_bytes < HEADER_SIZE or self.writer_queue_max_bytes < 1:
             raise ConfigError("read_buffer_bytes must be >= 44 and writer_queue_max_bytes >= 1")
-        if self.max_consumer_offsets < 1:
-            raise ConfigError("max_consumer_offsets must be >= 1")
+        if min(self.max_consumer_offsets, self.max_connections) < 1:
+            raise ConfigError("max_consumer_offsets and max_connections must be >= 1")
+        if self.frame_timeout_secs < 0 or self.max_unauthenticated_payload < 0:
+            raise ConfigError("frame_timeout_secs and max_unauthenticated_payload must be >= 0")
+        if self.max_buffered_bytes_total < self.read_buffer_bytes:
+            raise ConfigError("max_buffered_bytes_total must be >= read_buffer_bytes")
         if self.tls.enabled and (self.tls.cert_path is None or self.tls.key_path is None):
             raise ConfigError("TLS needs cert_path and key_path")
         if self.tls.require_client_cert and self.tls.ca_path is None:

@@ -26,6 +26,11 @@ mark (a peer that does not read its replies), and while the replies held for ord
 that same mark (`write_buffer_high_bytes`). In the last two cases dispatch of the current chunk
 also stops until the bytes are out, as the real server's blocking `write_all` does. Memory per
 connection is therefore bounded by the limits plus one reply.
+
+Untrusted peers. The receive path goes through a `ReceiveGuard` (server/guard.py): memory
+grows with the bytes received and is bounded in total, a frame that does not complete times
+out, and frames before Authenticate are small. Beyond `max_connections` a new connection is
+closed at once.
 """
 
 from __future__ import annotations
@@ -42,7 +47,6 @@ from lnc_client.protocol import error_texts as texts
 from lnc_client.protocol.frame import (
     KEEPALIVE_FRAME,
     Frame,
-    FrameDecoder,
     FrameType,
     build_ack_frame,
     build_backpressure_frame,
@@ -56,6 +60,7 @@ from lnc_client.server.commands import (
     error_frame,
     io_error_text,
 )
+from lnc_client.server.guard import ReceiveGuard
 from lnc_client.server.storage.segments import Buffer, TopicLog
 from lnc_client.server.storage.writer import WriterUnavailableError
 
@@ -115,10 +120,13 @@ class Session(asyncio.BufferedProtocol):
         self._state = state
         self._commands = commands
         self._live = live
-        self._decoder = FrameDecoder(
-            max_payload_size=config.max_payload_size, buffer_size=config.read_buffer_bytes
-        )
         self._auth = ConnectionAuth(authenticated=not config.auth.enabled)
+        self._guard = ReceiveGuard(
+            state,
+            gated=not self._auth.authenticated and not config.auth.write_only,
+            abort=self.abort,
+            reading=lambda: self._reading,
+        )
         self._inflight_limit = config.inflight_bytes_per_connection
         self._held_limit = config.write_buffer_high_bytes
         self._held_bytes = 0
@@ -160,6 +168,13 @@ class Session(asyncio.BufferedProtocol):
         if self._state.stopping:
             transport.abort()
             return
+        if len(self._live) >= self._state.config.max_connections:
+            _log.warning(
+                "closing a new connection: max_connections (%d) reached",
+                self._state.config.max_connections,
+            )
+            transport.abort()
+            return
         self._live.add(self)
         transport.set_write_buffer_limits(high=self._state.config.write_buffer_high_bytes)
         self._last_activity = self._loop.time()
@@ -167,15 +182,21 @@ class Session(asyncio.BufferedProtocol):
             self._arm_idle_timer(self._state.config.idle_timeout_secs)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        """Hand the transport the decoder's free space."""
-        return self._decoder.get_buffer(sizehint)
+        """Hand the transport the decoder's free space (`ReceiveGuard.get_buffer`)."""
+        return self._guard.get_buffer(sizehint)
 
     def buffer_updated(self, nbytes: int) -> None:
         """Decode the new bytes and dispatch them as one chunk."""
         self._last_activity = self._loop.time()
+        try:
+            self._decode(nbytes)
+        finally:
+            self._guard.after_read(nbytes)
+
+    def _decode(self, nbytes: int) -> None:
         fault = False
         try:
-            frames = self._decoder.buffer_updated(nbytes)
+            frames = self._guard.decode(nbytes)
         except InvalidFrameError as error:
             frames = list(error.frames)
             fault = True
@@ -208,6 +229,7 @@ class Session(asyncio.BufferedProtocol):
         self._stalled = None
         if self._idle_timer is not None:
             self._idle_timer.cancel()
+        self._guard.close()
         for task in list(self._tasks):
             task.cancel()
         self._chunks.clear()
@@ -253,6 +275,8 @@ class Session(asyncio.BufferedProtocol):
                 self._ingest(chunk, frame)
             elif kind is _CONTROL:
                 result = self._commands.handle(header.batch_id & 0xFF, frame.payload, self._auth)
+                if self._auth.authenticated:
+                    self._guard.authenticated()
                 if isinstance(result, list):
                     self._reply(chunk, result)
                     continue
