@@ -69,19 +69,27 @@ def cfg(**changes: object) -> ProducerConfig:
     return ProducerConfig(**values)  # type: ignore[arg-type]
 
 
-def admin_for(address: str) -> LanceClient:
+def admin_for(address: str, auth_token: str | None = None) -> LanceClient:
     parsed = parse_address(address)
     return LanceClient(
-        ClientConfig(host=parsed.host, port=parsed.port, request_timeout_s=2.0, reconnect=FAST)
+        ClientConfig(
+            host=parsed.host,
+            port=parsed.port,
+            request_timeout_s=2.0,
+            reconnect=FAST,
+            auth_token=auth_token,
+        )
     )
 
 
-async def read_back(address: str, topic: int, window: int = 4096) -> list[TlvRecord]:
+async def read_back(
+    address: str, topic: int, window: int = 4096, auth_token: str | None = None
+) -> list[TlvRecord]:
     """Every record stored in `topic`, read with small fetch windows (records get cut)."""
     records: list[TlvRecord] = []
     tail = b""
     offset = 0
-    async with admin_for(address) as admin:
+    async with admin_for(address, auth_token) as admin:
         end = await admin.end_offset(topic)
         while offset < end:
             result = await admin.fetch(topic, offset, window)
@@ -472,7 +480,7 @@ async def test_compression_round_trip(
 @pytest.mark.ours_only("starts lnc serve with auth tokens")
 async def test_auth_token(tmp_path: Path) -> None:
     async with LanceServer(tmp_path / "d", port=0, auth_tokens=["s3cret"]) as srv:
-        async with admin_for(srv.address) as admin:
+        async with admin_for(srv.address, "s3cret") as admin:
             await admin.create_topic("t")
         anonymous = await Producer.connect(srv.address, cfg())
         with pytest.raises(AccessDeniedError) as caught:
@@ -481,7 +489,8 @@ async def test_auth_token(tmp_path: Path) -> None:
         await anonymous.close()
         async with Producer(srv.address, cfg(auth_token="s3cret")) as producer:
             assert await producer.send(1, b"ok") == 1
-        assert await values_of(srv.address, 1) == [b"ok"]
+        records = await read_back(srv.address, 1, auth_token="s3cret")
+        assert [r.value for r in records] == [b"ok"]
 
 
 @pytest.mark.ours_only("uses lnc serve's fault switches")

@@ -333,7 +333,7 @@ async def test_d15_cluster_status_and_auth(tmp_path: Path) -> None:
             status = await client.get_cluster_status()
             assert status.is_standalone
             assert status.is_leader
-        topic_id = await make_topic(server, "d15")
+            topic_id = (await client.create_topic("d15")).id
         producer_config = ProducerConfig(auth_token="s3cret", request_timeout_s=5.0)
         async with await Producer.connect(server.address, producer_config) as producer:
             await producer.send(topic_id=topic_id, data=b"authenticated")

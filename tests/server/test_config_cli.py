@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import inspect
 import os
@@ -22,7 +23,7 @@ from lnc_client.server import (
     TlsConfig,
     load_config,
 )
-from lnc_client.server.cli import build_config, main
+from lnc_client.server.cli import AUTH_TOKEN_ENV, _add_arguments, build_config, main
 
 from .conftest import RawConn
 
@@ -65,16 +66,16 @@ def test_bad_config_is_rejected(tmp_path: Path, text: str) -> None:
         load_config(path)
 
 
-def test_flags_override_the_file(tmp_path: Path) -> None:
-    import argparse
-
-    from lnc_client.server.cli import _add_arguments  # the parser the subcommand uses
-
+def serve_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    _add_arguments(parser)
+    _add_arguments(parser)  # the parser the subcommand uses
+    return parser.parse_args(argv)
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[io]\nsegment_max_size = 4096\n")
-    args = parser.parse_args(
+    args = serve_args(
         [
             "--config",
             str(path),
@@ -162,3 +163,22 @@ def test_real_server_keys_we_do_not_use_are_accepted(tmp_path: Path) -> None:
         "max_payload_size = 1024\n[io]\nring_size = 64\n"
     )
     assert load_config(path).max_payload_size == 1024
+
+
+def test_auth_token_flag_warns_that_it_shows_in_ps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(AUTH_TOKEN_ENV, raising=False)
+    build_config(serve_args(["--data-dir", str(tmp_path), "--auth-token", "t"]))
+    assert "visible to every local user" in capsys.readouterr().err
+    build_config(serve_args(["--data-dir", str(tmp_path)]))
+    assert capsys.readouterr().err == ""
+
+
+def test_auth_tokens_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(AUTH_TOKEN_ENV, "one, two")
+    config = build_config(serve_args(["--data-dir", str(tmp_path)]))
+    assert config.auth == AuthConfig(enabled=True, tokens=("one", "two"))
+    assert capsys.readouterr().err == ""  # nothing shows in ps, so no warning

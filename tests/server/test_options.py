@@ -49,28 +49,52 @@ async def ask(conn: RawConn, command: int, payload: bytes = b"") -> bytes:
     return await conn.read_frame()
 
 
-async def test_token_auth_gates_only_ingest(tmp_path: Path) -> None:
+AUTH_REQUIRED = build_control_frame(C.ERROR_RESPONSE, b"Authentication required")
+
+
+@pytest.mark.parametrize(
+    ("command", "payload"),
+    [
+        (C.CREATE_TOPIC, b"t"),
+        (C.CREATE_TOPIC_WITH_RETENTION, b""),
+        (C.DELETE_TOPIC, struct.pack("<I", 1)),
+        (C.SET_RETENTION, bytes(20)),
+        (C.FETCH, fetch_payload(1, 0, 100)),
+        (C.LIST_TOPICS, b""),
+        (C.GET_TOPIC, struct.pack("<I", 1)),
+        (C.GET_CLUSTER_STATUS, b""),
+        (C.SUBSCRIBE, bytes(24)),
+        (C.UNSUBSCRIBE, bytes(12)),
+        (C.COMMIT_OFFSET, bytes(20)),
+        (0x7F, b""),
+    ],
+)
+async def test_token_auth_gates_every_command(tmp_path: Path, command: int, payload: bytes) -> None:
     async with LanceServer(tmp_path, port=0, auth_tokens=["s3cret"]) as server:
         conn = await RawConn.open(server.port)
-        assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+        assert await ask(conn, command, payload) == AUTH_REQUIRED  # connection stays open
         await conn.send(ingest(1))
-        assert await conn.read_frame() == build_control_frame(
-            C.ERROR_RESPONSE, b"Authentication required"
-        )
+        assert await conn.read_frame() == AUTH_REQUIRED
         await conn.send(ingest(2, payload=b""))  # zero-length still passes through the check
-        assert await conn.read_frame() == build_control_frame(
-            C.ERROR_RESPONSE, b"Authentication required"
+        assert await conn.read_frame() == AUTH_REQUIRED
+        assert await ask(conn, C.AUTHENTICATE, authenticate_payload("s3cret")) == auth_reply(
+            True, "Authenticated"
         )
+        assert await ask(conn, command, payload) != AUTH_REQUIRED
+        await conn.close()
+
+
+async def test_authenticate_texts_and_auth_state_per_connection(tmp_path: Path) -> None:
+    async with LanceServer(tmp_path, port=0, auth_tokens=["s3cret"]) as server:
+        conn = await RawConn.open(server.port)
         assert await ask(conn, C.AUTHENTICATE) == auth_reply(False, "No token provided")
         assert await ask(conn, C.AUTHENTICATE, b"\xff") == auth_reply(
             False, "Invalid token encoding"
         )
-        assert await ask(conn, C.AUTHENTICATE, authenticate_payload("nope")) == auth_reply(
-            False, "Invalid token"
-        )
         assert await ask(conn, C.AUTHENTICATE, authenticate_payload("s3cret")) == auth_reply(
             True, "Authenticated"
         )
+        assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
         await conn.send(ingest(3))
         assert await conn.read_frame() == build_ack_frame(3)
         other = await RawConn.open(server.port)  # auth state is per connection
@@ -80,15 +104,34 @@ async def test_token_auth_gates_only_ingest(tmp_path: Path) -> None:
         await conn.close()
 
 
+async def test_failed_authenticate_attempts_are_limited_per_connection(tmp_path: Path) -> None:
+    auth = AuthConfig(enabled=True, tokens=("s3cret",), max_failures=3)
+    async with LanceServer(config=ServerConfig(tmp_path, port=0, auth=auth)) as server:
+        conn = await RawConn.open(server.port)
+        for _ in range(2):
+            assert await ask(conn, C.AUTHENTICATE, b"guess") == auth_reply(False, "Invalid token")
+        await conn.send(build_control_frame(C.AUTHENTICATE, b"guess"))
+        # the third refusal is answered, then the connection is closed
+        assert await conn.expect_closed() == auth_reply(False, "Invalid token")
+        fresh = await RawConn.open(server.port)
+        assert await ask(fresh, C.AUTHENTICATE, b"s3cret") == auth_reply(True, "Authenticated")
+        await fresh.close()
+        await conn.close()
+
+
 async def test_write_only_true_allows_unauthenticated_ingest(tmp_path: Path) -> None:
     auth = AuthConfig(enabled=True, tokens=("t",), write_only=True)
     config = ServerConfig(tmp_path, port=0, auth=auth)
     async with LanceServer(config=config) as server:
+        admin = await RawConn.open(server.port)
+        await ask(admin, C.AUTHENTICATE, b"t")
+        await ask(admin, C.CREATE_TOPIC, create_topic_payload("t"))
         conn = await RawConn.open(server.port)
-        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
         await conn.send(ingest(1))
         assert await conn.read_frame() == build_ack_frame(1)
+        assert await ask(conn, C.LIST_TOPICS) == AUTH_REQUIRED  # commands stay protected
         await conn.close()
+        await admin.close()
 
 
 async def test_token_file(tmp_path: Path) -> None:

@@ -1,15 +1,19 @@
 """`lnc serve` / `python -m lnc_client.server`: run the embedded server until a signal.
 
-Flags and an optional TOML config file (`--config`, see docs/server.md) become one
-`ServerConfig`: flags win over the file. The process prints `listening on HOST:PORT` on stdout
-(flushed, so a parent can read the port chosen by `--port 0`), serves until SIGINT or SIGTERM,
-then shuts down cleanly (segments closed) and returns 0.
+Flags, the `LNC_AUTH_TOKEN` environment variable and an optional TOML config file (`--config`,
+see docs/server.md) become one `ServerConfig`: flags win over the file. A token given with
+`--auth-token` is visible to every local user in `ps`, so a warning is printed; the token file
+or the environment variable keep it out of the process list. The process prints
+`listening on HOST:PORT` on stdout (flushed, so a parent can read the port chosen by
+`--port 0`), serves until SIGINT or SIGTERM, then shuts down cleanly (segments closed) and
+returns 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -26,7 +30,10 @@ from lnc_client.server.config import (
     load_config,
 )
 
-__all__ = ["add_serve_parser", "build_config", "main", "run_serve"]
+__all__ = ["AUTH_TOKEN_ENV", "add_serve_parser", "build_config", "main", "run_serve"]
+
+AUTH_TOKEN_ENV = "LNC_AUTH_TOKEN"  # noqa: S105 - the variable's name, not a secret
+"""Environment variable with the accepted token(s), comma-separated; turns token auth on."""
 
 _SERVE_HELP = "Run the embedded Lance-compatible server."
 
@@ -46,7 +53,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--idle-timeout-secs", type=float, help="close idle connections (0 = never)"
     )
-    parser.add_argument("--auth-token", action="append", help="enable token auth; repeatable")
+    parser.add_argument(
+        "--auth-token",
+        action="append",
+        help="enable token auth; repeatable. Visible to every local user in `ps`: prefer "
+        f"--auth-token-file or the {AUTH_TOKEN_ENV} environment variable",
+    )
     parser.add_argument("--auth-token-file", type=Path, help="enable token auth; one token a line")
     parser.add_argument("--tls-cert", type=Path, help="enable TLS with this certificate (PEM)")
     parser.add_argument("--tls-key", type=Path, help="TLS private key (PEM)")
@@ -94,10 +106,16 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         "idle_timeout_secs": args.idle_timeout_secs,
     }
     overrides |= {key: value for key, value in direct.items() if value is not None}
-    if args.auth_token or args.auth_token_file:
-        overrides["auth"] = AuthConfig(
-            enabled=True, tokens=tuple(args.auth_token or ()), token_file=args.auth_token_file
+    if args.auth_token:
+        print(
+            "lnc serve: warning: --auth-token is visible to every local user (ps, /proc); "
+            f"use --auth-token-file or {AUTH_TOKEN_ENV} instead",
+            file=sys.stderr,
         )
+    env_tokens = tuple(t for t in os.environ.get(AUTH_TOKEN_ENV, "").split(",") if t.strip())
+    tokens = tuple(args.auth_token or ()) + tuple(t.strip() for t in env_tokens)
+    if tokens or args.auth_token_file:
+        overrides["auth"] = AuthConfig(enabled=True, tokens=tokens, token_file=args.auth_token_file)
     if args.tls_cert or args.tls_key:
         overrides["tls"] = TlsConfig(
             enabled=True,

@@ -7,6 +7,11 @@ unknown codes) return the response frame's parts at once; commands that touch th
 session awaits. Either way the result is a list of buffers that form exactly one frame, ready for
 `transport.writelines`. Error texts and JSON bodies come from `lnc_client.protocol.control`,
 which encodes them byte for byte as the real server does.
+
+Auth. With auth on, every command but Authenticate answers `Authentication required` until the
+connection has authenticated (the real server gates only ingest: docs/compatibility.md), and
+each refused Authenticate is counted in `ConnectionAuth.failures` (the session closes the
+connection at `auth.max_failures`).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from lnc_client.server.storage.topics import Topic, TopicRegistry
 from lnc_client.server.storage.writer import GroupCommitWriter
 
 __all__ = [
+    "AUTH_REQUIRED",
     "BoundedOffsets",
     "Commands",
     "ConnectionAuth",
@@ -97,6 +103,10 @@ def _control(code: ControlCommand, payload: bytes) -> Reply:
 def error_frame(text: str) -> Reply:
     """An ErrorResponse (0xFF) frame with the plain-text message."""
     return _control(ControlCommand.ERROR_RESPONSE, encode_error_response(text))
+
+
+AUTH_REQUIRED: Final = error_frame(texts.AUTHENTICATION_REQUIRED.text)
+"""The ErrorResponse for anything but Authenticate before a connection authenticated."""
 
 
 def _server_text(error: LanceError) -> str:
@@ -180,9 +190,15 @@ class ServerState:
 
 @dataclass(slots=True)
 class ConnectionAuth:
-    """A connection's auth state; authenticated from the start when auth is off (§9)."""
+    """A connection's auth state; authenticated from the start when auth is off (§9).
+
+    Attributes:
+        authenticated: Whether commands (and ingest) are allowed.
+        failures: Authenticate attempts refused on this connection so far.
+    """
 
     authenticated: bool
+    failures: int = 0
 
 
 class Commands:
@@ -212,6 +228,8 @@ class Commands:
         Returns:
             The response frame's parts, or a coroutine producing them for disk-bound commands.
         """
+        if not auth.authenticated and command != ControlCommand.AUTHENTICATE:
+            return AUTH_REQUIRED
         try:
             return self._dispatch(command, payload, auth)
         except LanceError as error:
@@ -298,6 +316,8 @@ class Commands:
                 result = _AUTHENTICATED
             else:
                 result = _INVALID_TOKEN
+        if not result.ok:
+            auth.failures += 1
         return _control(ControlCommand.AUTHENTICATE_RESPONSE, encode_auth_response(result))
 
     # --- disk-bound commands ------------------------------------------------------------------

@@ -71,7 +71,7 @@ _KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
     "ingestion": frozenset(("max_payload_size",)),
     "io": frozenset(("segment_max_size",)),
     "server": frozenset(_SERVER_KEYS),
-    "auth": frozenset(("enabled", "tokens", "token_file", "write_only")),
+    "auth": frozenset(("enabled", "tokens", "token_file", "write_only", "max_failures")),
     "tls": frozenset(("enabled", "cert_path", "key_path", "ca_path", "require_client_cert")),
     "faults": frozenset((*_FAULT_KEYS, "disk_full")),
 }
@@ -155,17 +155,21 @@ class AuthConfig:
     """Token authentication, as the real server's `[auth]` section.
 
     Attributes:
-        enabled: Turn token auth on. Only ingest is gated (PROTOCOL.md §9).
+        enabled: Turn token auth on. Every command but Authenticate, and ingest, is refused
+            with `Authentication required` until the connection authenticated (the real
+            server gates only ingest, PROTOCOL.md §9: docs/compatibility.md).
         tokens: Accepted tokens.
         token_file: A file with one token per line (blank lines and `#` comments skipped).
         write_only: The real server's inverted switch: when true, unauthenticated ingest is
             *allowed*. Copied on purpose (docs/compatibility.md).
+        max_failures: Refused Authenticate attempts after which the connection is closed.
     """
 
     enabled: bool = False
     tokens: tuple[str, ...] = ()
     token_file: Path | None = None
     write_only: bool = False
+    max_failures: int = 3
 
     def load_tokens(self) -> frozenset[str]:
         """Return every accepted token (config plus file); reads the token file.
@@ -380,6 +384,7 @@ def load_config(path: Path, **overrides: object) -> ServerConfig:
     auth = _table(doc, "auth")
     auth_values = _pick(auth, {"enabled": "enabled", "write_only": "write_only"}, bool, "auth.")
     auth_values |= _pick(auth, {"token_file": "token_file"}, str, "auth.")
+    auth_values |= _pick(auth, {"max_failures": "max_failures"}, int, "auth.")
     if "tokens" in auth:
         tokens = _typed(auth, "tokens", list, "auth.")
         assert isinstance(tokens, list)

@@ -53,6 +53,7 @@ from lnc_client.protocol.frame import (
     classify,
 )
 from lnc_client.server.commands import (
+    AUTH_REQUIRED,
     Commands,
     ConnectionAuth,
     Reply,
@@ -67,7 +68,6 @@ from lnc_client.server.storage.writer import WriterUnavailableError
 __all__ = ["Session"]
 
 _log = logging.getLogger(__name__)
-_AUTH_REQUIRED: Final = error_frame(texts.AUTHENTICATION_REQUIRED.text)
 _UNKNOWN_TOPIC: Final = error_frame(texts.UNKNOWN_TOPIC.text)
 _INGEST: Final = FrameType.INGEST
 _CONTROL: Final = FrameType.CONTROL
@@ -277,6 +277,15 @@ class Session(asyncio.BufferedProtocol):
                 result = self._commands.handle(header.batch_id & 0xFF, frame.payload, self._auth)
                 if self._auth.authenticated:
                     self._guard.authenticated()
+                elif self._auth.failures >= self._state.config.auth.max_failures:
+                    assert isinstance(result, list)  # Authenticate is answered from memory
+                    self._reply(chunk, result)
+                    _log.warning(
+                        "closing a connection after %d failed Authenticate", self._auth.failures
+                    )
+                    self._closing = True
+                    fault = True
+                    break
                 if isinstance(result, list):
                     self._reply(chunk, result)
                     continue
@@ -321,7 +330,7 @@ class Session(asyncio.BufferedProtocol):
     def _ingest(self, chunk: _Chunk, frame: Frame) -> None:
         header = frame.header
         if not self._auth.authenticated and not self._state.config.auth.write_only:
-            self._reply(chunk, _AUTH_REQUIRED)
+            self._reply(chunk, AUTH_REQUIRED)
             return
         log = self._state.registry.log_for_ingest(header.topic_id)
         if log is None:
