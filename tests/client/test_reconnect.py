@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from lnc_client import operations as ops
+from lnc_client import reconnect as reconnect_module
 from lnc_client.config import ConnectionOptions, ReconnectConfig
 from lnc_client.connection import Connection
 from lnc_client.errors import ConnectionError, ForwardFailedError, NotLeaderError, TimeoutError
@@ -175,3 +177,56 @@ async def test_not_leader_redirect_is_followed(tmp_path: Path) -> None:
         assert current is not None
         assert str(current.address) == leader.address
         await manager.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def recorded_backoff(
+    monkeypatch: pytest.MonkeyPatch, reconnect: ReconnectConfig
+) -> list[float]:
+    """The sleeps a ConnectionManager takes between rounds against a closed port (not slept)."""
+    sleeps: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        sleeps.append(delay)
+        await asyncio.sleep(0)
+
+    shim = types.SimpleNamespace(**{**vars(asyncio), "sleep": sleep})
+    monkeypatch.setattr(reconnect_module, "asyncio", shim)
+    manager = ConnectionManager(
+        [f"127.0.0.1:{closed_port()}"], ConnectionOptions(connect_timeout_s=1.0), reconnect
+    )
+    with pytest.raises(ConnectionError, match="gave up"):
+        await manager.get()
+    return sleeps
+
+
+async def test_reconnect_backoff_is_exponential_with_jitter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two clients losing the same server must not retry in lockstep (issue 9.15)."""
+    config = ReconnectConfig(
+        base_delay_ms=100, max_delay_ms=1000, max_attempts=7, jitter_factor=0.5
+    )
+    first = await recorded_backoff(monkeypatch, config)
+    second = await recorded_backoff(monkeypatch, config)
+    bases = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    for sleeps in (first, second):
+        assert len(sleeps) == len(bases)
+        for delay, base in zip(sleeps, bases, strict=True):
+            assert base * 0.5 <= delay <= base * 1.5
+    assert first != second  # jitter: the same schedule twice has odds of 0
+    assert all(delay != base for delay, base in zip(first + second, bases * 2, strict=True))
+
+
+def test_jitter_spreads_delays_over_the_whole_band() -> None:
+    config = ReconnectConfig(base_delay_ms=1000, max_delay_ms=1000, jitter_factor=0.2)
+    delays = [config.delay_for_attempt(0) for _ in range(400)]
+    assert min(delays) < 0.85  # about uniform over [0.8, 1.2]
+    assert max(delays) > 1.15
+    assert all(0.8 <= d <= 1.2 for d in delays)
+    assert len(set(delays)) > 390

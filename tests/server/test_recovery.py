@@ -105,3 +105,13 @@ async def test_server_crash_image_keeps_acked_batches_after_a_non_tlv_ingest(
         stored = await read_all(reader, topic)
         await reader.close()
     assert stored == NOT_TLV + b"".join(payloads)
+
+
+def test_a_rotated_segment_whose_rename_was_lost_keeps_its_bytes(tmp_path: Path) -> None:
+    """Rotation records the segment's final size before renaming it: a crash that undoes the
+    rename (before the directory sync) still recovers the whole segment."""
+    log = TopicLog(tmp_path, segment_max_bytes=64)
+    log.append([NOT_TLV, NOT_TLV * 4])  # the second payload reaches the limit: rotation
+    (closed,) = tmp_path.glob("*-*.lnc")
+    closed.rename(tmp_path / (closed.name.split("-")[0] + ".lnc"))  # the rename is lost
+    assert TopicLog.recover(tmp_path, 64).snapshot.total == len(NOT_TLV) * 5

@@ -512,6 +512,7 @@ class TopicLog:
         assert self._fd is not None
         assert active is not None
         fdatasync(self._fd)
+        self._write_mark(self._written)  # whole even if the rename below is lost in a crash
         os.close(self._fd)
         self._fd = None
         end_ns = max(time.time_ns(), active.start_ns + 1)
