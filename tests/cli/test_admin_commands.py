@@ -98,16 +98,19 @@ def test_server_from_flag_env_and_default(
 def test_token_from_file_or_env_never_needed_on_the_command_line(
     tmp_path: Path, lnc: Lnc, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Only ingest is gated on the server (PROTOCOL.md §9): `produce` shows whether the token went.
+    # With auth on, the embedded server gates every command (docs/compatibility.md).
     with ServerThread(tmp_path / "auth", port=0, auth_tokens=["s3cret"]) as secured:
         address = secured.address
-        assert lnc("create-topic", "-s", address, "-n", "t").code == 0
-        refused = lnc("produce", "-s", address, "-t", "t", "x", "--timeout", "2")
+        refused = lnc("create-topic", "-s", address, "-n", "t")
         assert refused.code == 1
         assert refused.err.startswith("Error: ")
         assert "uthentica" in refused.err
         token_file = tmp_path / "token"
         token_file.write_text("s3cret\n")
+        assert lnc("create-topic", "-s", address, "-n", "t", "--token-file", token_file).code == 0
+        refused = lnc("produce", "-s", address, "-t", "t", "x", "--timeout", "2")
+        assert refused.code == 1
+        assert "uthentica" in refused.err
         assert lnc("produce", "-s", address, "-t", "t", "x", "--token-file", token_file).code == 0
         monkeypatch.setenv("LNC_TOKEN", "wrong")
         assert lnc("produce", "-s", address, "-t", "t", "x", "--timeout", "2").code == 1

@@ -13,6 +13,7 @@ from lnc_client.producer import Producer
 from lnc_client.server import FaultConfig, LanceServer
 
 
+@pytest.mark.ours_only("uses lnc serve's disk_full fault switch")
 async def test_producer_gets_the_disk_full_error_promptly_and_resumes(
     events_server: LanceServer,
 ) -> None:
