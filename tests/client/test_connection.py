@@ -391,17 +391,52 @@ async def test_control_only_error_goes_to_the_newer_request(
         assert results == {1: None}
 
 
-@pytest.mark.parametrize(
-    "text", [b"FORWARD_FAILED: Forward operation timed out", b"NOT_LEADER: leader unknown"]
-)
-async def test_error_both_can_get_resets_when_order_cannot_decide(text: bytes) -> None:
+BOTH_SIDES = [b"FORWARD_FAILED: Forward operation timed out", b"NOT_LEADER: leader unknown"]
+
+
+@pytest.mark.parametrize("text", BOTH_SIDES)
+async def test_error_both_can_get_goes_to_the_request_once_the_barrier_sees_the_ack(
+    text: bytes,
+) -> None:
+    """The older batch is acked after the error: the barrier gives the error to the request."""
     async with connected(holding_acks(text)) as (_, conn):
         results, on_done = collector()
         conn.send_ingest(1, RECORD, batch_id=1, record_count=1, on_done=on_done)
-        with pytest.raises(ProtocolError, match="cannot tell"):
+        with pytest.raises(LanceError) as caught:
             await ops.create_topic(conn, "t")
-        assert isinstance(results[1], ProtocolError)
-        assert not conn.is_open
+        assert caught.value.server_text == text.decode()
+        assert caught.value.retryable
+        assert results == {1: None}
+        assert conn.is_open
+
+
+def forwarding_follower(text: bytes) -> Handler:
+    """A follower as in issue 8: each batch's forward fails at once with `text`, and every
+    request is answered after it, in the order received."""
+
+    async def handler(peer: Peer, frames: list[Frame]) -> None:
+        for frame in frames:
+            if frame.frame_type is FrameType.INGEST:
+                peer.send(build_control_frame(ControlCommand.ERROR_RESPONSE, text))
+            else:
+                await real_server_like(peer, [frame])
+
+    return handler
+
+
+@pytest.mark.parametrize("text", BOTH_SIDES)
+async def test_follower_error_for_a_batch_ahead_of_a_later_reply_is_placed(text: bytes) -> None:
+    async with connected(forwarding_follower(text)) as (_, conn):
+        results, on_done = collector()
+        conn.send_ingest(1, RECORD, batch_id=1, record_count=1, on_done=on_done)
+        topics = await ops.list_topics(conn)
+        assert topics == [control.TopicInfo(1, "a", 5)]
+        await wait_for(lambda: 1 in results)
+        error = results[1]
+        assert error is not None
+        assert error.server_text == text.decode()
+        assert error.retryable
+        assert conn.is_open
 
 
 async def test_batch_id_of_a_pending_unsubscribe_is_refused() -> None:

@@ -10,7 +10,8 @@ typed values come out, and back. Three modules, one per layer of a message:
   decoding and the TLV-level compressed envelope.
 
 Beside them, `error_texts` is the one table of ErrorResponse texts (the server writes them
-from it, the client classifies them with it).
+from it, the client classifies them with it), and `exchange` is the client's side of a
+connection as a state machine: requests and batches in, bytes out; frames in, events out.
 """
 
 from lnc_client.protocol.control import (
