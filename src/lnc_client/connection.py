@@ -300,7 +300,7 @@ class Connection:
 
     # --- sending ----------------------------------------------------------------------------
 
-    def _write(self, *parts: bytes) -> int:
+    def _write(self, *parts: bytes | bytearray) -> int:
         self._raise_if_closed()
         assert self._transport is not None
         for part in parts:
@@ -311,7 +311,7 @@ class Connection:
     def send_ingest(
         self,
         topic_id: int,
-        payload: bytes,
+        payload: bytes | bytearray,
         *,
         batch_id: int,
         record_count: int,
@@ -322,7 +322,7 @@ class Connection:
 
         Args:
             topic_id: Target topic.
-            payload: The batch payload (a TLV stream).
+            payload: The batch payload (a TLV stream); it must not change until it settles.
             batch_id: Id echoed in the Ack; must not be in flight on this connection already,
                 nor be the consumer id of a pending Unsubscribe (whose Ack carries that id).
             record_count: Records in the payload (metrics only on the server).
