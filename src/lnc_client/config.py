@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import random
 import ssl
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Self
+from typing import Final, Self, TypedDict, Unpack
 
 from lnc_client.errors import validate_topic_name
 from lnc_client.protocol.control import TAIL_OFFSET, RetentionInfo, TopicInfo
@@ -33,6 +33,7 @@ __all__ = [
     "RetentionInfo",
     "SeekPosition",
     "StandaloneConfig",
+    "StandaloneOptions",
     "TopicInfo",
     "parse_address",
 ]
@@ -196,30 +197,27 @@ class _Builders(_ConnectionFields):
     def _max_frame_payload(self) -> int:
         return MAX_PAYLOAD_SIZE
 
-    def _with(self, **changes: object) -> Self:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
     def with_connect_timeout(self, seconds: float) -> Self:
         """Return a copy with another connect timeout."""
-        return self._with(connect_timeout_s=seconds)
+        return replace(self, connect_timeout_s=seconds)
 
     def with_ssl(
         self, context: ssl.SSLContext | None, *, server_hostname: str | None = None
     ) -> Self:
         """Return a copy that connects with TLS (None for plain TCP)."""
-        return self._with(ssl_context=context, server_hostname=server_hostname)
+        return replace(self, ssl_context=context, server_hostname=server_hostname)
 
     def with_auth_token(self, token: str | None) -> Self:
         """Return a copy that authenticates with `token` on every (re)connect."""
-        return self._with(auth_token=token)
+        return replace(self, auth_token=token)
 
     def with_auto_reconnect(self, enabled: bool = True) -> Self:
         """Return a copy with automatic reconnection on or off."""
-        return self._with(auto_reconnect=enabled)
+        return replace(self, auto_reconnect=enabled)
 
     def with_reconnect(self, reconnect: ReconnectConfig) -> Self:
         """Return a copy with another reconnect backoff policy."""
-        return self._with(reconnect=reconnect)
+        return replace(self, reconnect=reconnect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +252,11 @@ class ClientConfig(_Builders):
 
     def with_host(self, host: str) -> ClientConfig:
         """Return a copy with another host."""
-        return self._with(host=host)
+        return replace(self, host=host)
 
     def with_port(self, port: int) -> ClientConfig:
         """Return a copy with another port."""
-        return self._with(port=port)
+        return replace(self, port=port)
 
 
 class BufferFullPolicy(StrEnum):
@@ -314,23 +312,23 @@ class ProducerConfig(_Builders):
 
     def with_batch_size(self, size: int) -> ProducerConfig:
         """Return a copy with another batch size in bytes."""
-        return self._with(batch_size=size)
+        return replace(self, batch_size=size)
 
     def with_linger_ms(self, ms: int) -> ProducerConfig:
         """Return a copy with another linger time."""
-        return self._with(linger_ms=ms)
+        return replace(self, linger_ms=ms)
 
     def with_compression(self, enabled: bool = True) -> ProducerConfig:
         """Return a copy with TLV-level LZ4 compression on or off."""
-        return self._with(compression=enabled)
+        return replace(self, compression=enabled)
 
     def with_max_pending_acks(self, count: int) -> ProducerConfig:
         """Return a copy with another in-flight window."""
-        return self._with(max_pending_acks=count)
+        return replace(self, max_pending_acks=count)
 
     def with_request_timeout(self, seconds: float) -> ProducerConfig:
         """Return a copy with another ack timeout."""
-        return self._with(request_timeout_s=seconds)
+        return replace(self, request_timeout_s=seconds)
 
 
 class SeekPosition(Enum):
@@ -348,6 +346,60 @@ class SeekPosition(Enum):
 
 
 StartPosition = SeekPosition | tuple[str, int]
+
+
+class StandaloneOptions(TypedDict, total=False):
+    """The keyword options of `StandaloneConfig` (and of `with_topic_name`, `new_with_id`).
+
+    Each is the `StandaloneConfig` attribute of the same name, except: `offset_dir` may be a
+    `str`; `reconnect=None` means the default `ReconnectConfig()`; `start_offset=n` (when not
+    None) sets `start_position` to `SeekPosition.offset(n)`.
+    """
+
+    max_fetch_bytes: int
+    start_position: StartPosition
+    offset_dir: str | Path | None
+    auto_commit_interval_s: float | None
+    connect_timeout_s: float
+    request_timeout_s: float
+    poll_timeout_s: float
+    keepalive_interval_s: float
+    poll_interval_ms: int
+    ssl_context: ssl.SSLContext | None
+    server_hostname: str | None
+    auth_token: str | None
+    auto_reconnect: bool
+    reconnect: ReconnectConfig | None
+    seeds: tuple[str, ...]
+    server_side_offsets: bool
+    catching_up_backoff_s: float
+    catching_up_timeout_s: float | None
+    prefetch: bool
+    start_offset: int | None
+
+
+_STANDALONE_DEFAULTS: Final[StandaloneOptions] = {
+    "max_fetch_bytes": 1024 * 1024,
+    "start_position": SeekPosition.BEGINNING,
+    "offset_dir": None,
+    "auto_commit_interval_s": 5.0,
+    "connect_timeout_s": 10.0,
+    "request_timeout_s": 30.0,
+    "poll_timeout_s": 0.1,
+    "keepalive_interval_s": 10.0,
+    "poll_interval_ms": 50,
+    "ssl_context": None,
+    "server_hostname": None,
+    "auth_token": None,
+    "auto_reconnect": True,
+    "reconnect": None,
+    "seeds": (),
+    "server_side_offsets": False,
+    "catching_up_backoff_s": 0.5,
+    "catching_up_timeout_s": 30.0,
+    "prefetch": True,
+    "start_offset": None,
+}
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -402,113 +454,79 @@ class StandaloneConfig(_Builders):
         consumer_name: str = "",
         topic_id: int = 0,
         topic_name: str | None = None,
-        *,
-        max_fetch_bytes: int = 1024 * 1024,
-        start_position: StartPosition = SeekPosition.BEGINNING,
-        offset_dir: str | Path | None = None,
-        auto_commit_interval_s: float | None = 5.0,
-        connect_timeout_s: float = 10.0,
-        request_timeout_s: float = 30.0,
-        poll_timeout_s: float = 0.1,
-        keepalive_interval_s: float = 10.0,
-        poll_interval_ms: int = 50,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        auth_token: str | None = None,
-        auto_reconnect: bool = True,
-        reconnect: ReconnectConfig | None = None,
-        seeds: tuple[str, ...] = (),
-        server_side_offsets: bool = False,
-        catching_up_backoff_s: float = 0.5,
-        catching_up_timeout_s: float | None = 30.0,
-        prefetch: bool = True,
-        start_offset: int | None = None,
+        **options: Unpack[StandaloneOptions],
     ) -> None:
+        unknown = sorted(options.keys() - _STANDALONE_DEFAULTS.keys())
+        if unknown:
+            raise TypeError(f"unknown StandaloneConfig option(s): {', '.join(unknown)}")
+        merged: StandaloneOptions = {**_STANDALONE_DEFAULTS, **options}
         if topic_name:
             validate_topic_name(topic_name)
-        if topic_id < 0 or max_fetch_bytes <= 0 or poll_interval_ms < 0:
+        if topic_id < 0 or merged["max_fetch_bytes"] <= 0 or merged["poll_interval_ms"] < 0:
             raise ValueError("need topic_id >= 0, max_fetch_bytes > 0 and poll_interval_ms >= 0")
+        start_offset = merged.pop("start_offset")
         if start_offset is not None:
-            start_position = SeekPosition.offset(start_offset)
+            merged["start_position"] = SeekPosition.offset(start_offset)
+        offset_dir = merged["offset_dir"]
+        merged["offset_dir"] = Path(offset_dir) if offset_dir is not None else None
+        merged["reconnect"] = merged["reconnect"] or ReconnectConfig()
+        merged["seeds"] = tuple(merged["seeds"])
         values = {
             "consumer_name": consumer_name,
             "topic_id": topic_id,
             "topic_name": topic_name or None,
-            "max_fetch_bytes": max_fetch_bytes,
-            "start_position": start_position,
-            "offset_dir": Path(offset_dir) if offset_dir is not None else None,
-            "auto_commit_interval_s": auto_commit_interval_s,
-            "connect_timeout_s": connect_timeout_s,
-            "request_timeout_s": request_timeout_s,
-            "poll_timeout_s": poll_timeout_s,
-            "keepalive_interval_s": keepalive_interval_s,
-            "poll_interval_ms": poll_interval_ms,
-            "ssl_context": ssl_context,
-            "server_hostname": server_hostname,
-            "auth_token": auth_token,
-            "auto_reconnect": auto_reconnect,
-            "reconnect": reconnect or ReconnectConfig(),
-            "seeds": tuple(seeds),
-            "server_side_offsets": server_side_offsets,
-            "catching_up_backoff_s": catching_up_backoff_s,
-            "catching_up_timeout_s": catching_up_timeout_s,
-            "prefetch": prefetch,
         }
-        for name, value in values.items():
+        for name, value in (*values.items(), *merged.items()):
             object.__setattr__(self, name, value)
         self.__post_init__()
         _require_not_negative(
-            poll_timeout_s=poll_timeout_s,
-            catching_up_backoff_s=catching_up_backoff_s,
-            catching_up_timeout_s=catching_up_timeout_s,
-            auto_commit_interval_s=auto_commit_interval_s,
+            poll_timeout_s=merged["poll_timeout_s"],
+            catching_up_backoff_s=merged["catching_up_backoff_s"],
+            catching_up_timeout_s=merged["catching_up_timeout_s"],
+            auto_commit_interval_s=merged["auto_commit_interval_s"],
         )
 
     @classmethod
     def with_topic_name(
-        cls, consumer_name: str, topic_name: str, **options: object
+        cls, consumer_name: str, topic_name: str, **options: Unpack[StandaloneOptions]
     ) -> StandaloneConfig:
         """Return a config addressing the topic by name (resolved on connect)."""
-        return cls(consumer_name, 0, topic_name, **options)  # type: ignore[arg-type]
+        return cls(consumer_name, 0, topic_name, **options)
 
     @classmethod
     def new_with_id(
-        cls, consumer_name: str, topic_name: str, topic_id: int, **options: object
+        cls,
+        consumer_name: str,
+        topic_name: str,
+        topic_id: int,
+        **options: Unpack[StandaloneOptions],
     ) -> StandaloneConfig:
         """Return a config with both the topic's name and id."""
-        return cls(consumer_name, topic_id, topic_name, **options)  # type: ignore[arg-type]
-
-    def _copy(self, **changes: object) -> StandaloneConfig:
-        values: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return StandaloneConfig(**values)  # type: ignore[arg-type]
-
-    def _with(self, **changes: object) -> Self:
-        return self._copy(**changes)  # type: ignore[return-value]
+        return cls(consumer_name, topic_id, topic_name, **options)
 
     def with_max_fetch_bytes(self, size: int) -> StandaloneConfig:
         """Return a copy with another fetch window."""
-        return self._copy(max_fetch_bytes=size)
+        return replace(self, max_fetch_bytes=size)
 
     def with_start_position(self, position: StartPosition) -> StandaloneConfig:
         """Return a copy with another start position."""
-        return self._copy(start_position=position)
+        return replace(self, start_position=position)
 
     def with_offset_dir(self, path: str | Path | None) -> StandaloneConfig:
         """Return a copy persisting offsets in files under `path`."""
-        return self._copy(offset_dir=path)
+        return replace(self, offset_dir=Path(path) if path is not None else None)
 
     def with_auto_commit_interval(self, seconds: float | None) -> StandaloneConfig:
         """Return a copy auto-committing every `seconds` (None: manual commits only)."""
-        return self._copy(auto_commit_interval_s=seconds)
+        return replace(self, auto_commit_interval_s=seconds)
 
     def with_manual_commit(self) -> StandaloneConfig:
         """Return a copy with auto-commit off."""
-        return self._copy(auto_commit_interval_s=None)
+        return replace(self, auto_commit_interval_s=None)
 
     def with_poll_timeout(self, seconds: float) -> StandaloneConfig:
         """Return a copy with another default poll timeout."""
-        return self._copy(poll_timeout_s=seconds)
+        return replace(self, poll_timeout_s=seconds)
 
     @property
     def start_offset(self) -> int:

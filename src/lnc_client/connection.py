@@ -301,7 +301,7 @@ class Connection:
         """Wait until the connection has closed."""
         await asyncio.shield(self._closed)
 
-    def _write(self, *parts: bytes) -> None:
+    def _write(self, *parts: bytes | bytearray) -> None:
         assert self._transport is not None
         for part in parts:
             self._transport.write(part)
@@ -309,7 +309,7 @@ class Connection:
     def send_ingest(
         self,
         topic_id: int,
-        payload: bytes,
+        payload: bytes | bytearray,
         *,
         batch_id: int,
         record_count: int,
@@ -320,7 +320,7 @@ class Connection:
 
         Args:
             topic_id: Target topic.
-            payload: The batch payload (a TLV stream).
+            payload: The batch payload (a TLV stream); it must not change until it settles.
             batch_id: Id echoed in the Ack; not in flight here, nor a pending Unsubscribe's.
             record_count: Records in the payload (metrics only on the server).
             on_done: Called with (batch_id, None) after the Ack, or (batch_id, error).

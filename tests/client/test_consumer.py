@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 
@@ -23,6 +24,7 @@ from lnc_client.config import (
     ReconnectConfig,
     SeekPosition,
     StandaloneConfig,
+    StandaloneOptions,
 )
 from lnc_client.connection import Connection
 from lnc_client.consumer import PollResult, StandaloneConsumer, consumer_id_for
@@ -51,8 +53,10 @@ from .conftest import TcpProxy
 TIMEOUT = 5.0
 
 
-def make_config(name: str = "app", topic_id: int = 1, **changes: object) -> StandaloneConfig:
-    options: dict[str, object] = {
+def make_config(
+    name: str = "app", topic_id: int = 1, **changes: Unpack[StandaloneOptions]
+) -> StandaloneConfig:
+    options: StandaloneOptions = {
         "connect_timeout_s": 2.0,
         "request_timeout_s": 2.0,
         "poll_timeout_s": 0.5,
@@ -60,7 +64,7 @@ def make_config(name: str = "app", topic_id: int = 1, **changes: object) -> Stan
         "reconnect": ReconnectConfig(base_delay_ms=10, max_delay_ms=100),
     }
     options.update(changes)
-    return StandaloneConfig(name, topic_id, **options)  # type: ignore[arg-type]
+    return StandaloneConfig(name, topic_id, **options)
 
 
 async def ingest(

@@ -15,6 +15,7 @@ import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 
@@ -35,6 +36,7 @@ from lnc_client import (
     operations,
     parse_address,
 )
+from lnc_client.config import StandaloneOptions
 from lnc_client.protocol.frame import KEEPALIVE_FRAME, FrameType
 from lnc_client.server import FaultConfig, LanceServer
 
@@ -78,8 +80,8 @@ async def consume_all(
     return values
 
 
-def consumer_config(topic_id: int, **options: object) -> StandaloneConfig:
-    return StandaloneConfig("survey", topic_id, request_timeout_s=5.0, **options)  # type: ignore[arg-type]
+def consumer_config(topic_id: int, **options: Unpack[StandaloneOptions]) -> StandaloneConfig:
+    return StandaloneConfig("survey", topic_id, **{"request_timeout_s": 5.0, **options})
 
 
 VALUES = [b"record-%04d" % i for i in range(300)]

@@ -160,7 +160,7 @@ class Accumulator:
         if batch.timer is not None:
             batch.timer.cancel()
             batch.timer = None
-        payload = bytes(batch.buffer)
+        payload = batch.buffer  # sent as it is, never changed again: no copy
         batch.buffer = bytearray()
         self._queue(batch, payload)
 
@@ -169,7 +169,7 @@ class Accumulator:
         for batch in list(self.open.values()):
             self.seal(batch)
 
-    def _queue(self, batch: Batch, payload: bytes) -> None:
+    def _queue(self, batch: Batch, payload: bytes | bytearray) -> None:
         batch.size = len(payload)
         if self._compression:
             compressed = compress_records(payload)

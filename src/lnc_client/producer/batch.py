@@ -165,7 +165,7 @@ class Batch:
         self.topic_id = topic_id
         self.deadline = deadline
         self.buffer = bytearray()
-        self.payload = b""
+        self.payload: bytes | bytearray = b""
         self.count = 0
         self.size = 0
         self.timer: asyncio.Handle | None = None

@@ -231,12 +231,12 @@ class ClientExchange:
     def send_batch(
         self,
         topic_id: int,
-        payload: bytes,
+        payload: bytes | bytearray,
         *,
         batch_id: int,
         record_count: int,
         timestamp_ns: int = 0,
-    ) -> tuple[bytes, ...]:
+    ) -> tuple[bytes | bytearray, ...]:
         """Return the ingest frame's parts (header and payload, joined when small) to write.
 
         Raises:

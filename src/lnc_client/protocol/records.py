@@ -296,7 +296,7 @@ def encode_records(records: Iterable[TlvRecord]) -> bytes:
 
 
 def compress_records(
-    stream: bytes, *, codec: CompressionCodec = CompressionCodec.LZ4_BLOCK
+    stream: bytes | bytearray, *, codec: CompressionCodec = CompressionCodec.LZ4_BLOCK
 ) -> bytes:
     """Wrap an encoded TLV stream into one `LNC_COMPRESSED` record.
 
