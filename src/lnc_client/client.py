@@ -15,6 +15,7 @@ use `lnc_client.LanceClient`, which resolves names on every call. Data flow: as 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from lnc_client import admin
@@ -22,7 +23,10 @@ from lnc_client.config import ClientConfig
 from lnc_client.errors import LanceError, TopicAlreadyExistsError, validate_topic_name
 from lnc_client.protocol.control import RetentionInfo, TopicInfo
 
-__all__ = ["LanceClient"]
+__all__ = ["LanceClient", "log"]
+
+log = logging.getLogger(__name__)
+"""The `lnc_client.client` logger (lnc-client 0.2.9's `client.log`)."""
 
 
 def _int_field(data: Mapping[str, object], *keys: str, default: int = 0) -> int:

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
+from lnc_client._lwp_connection import LwpConnection, connect
 from lnc_client.config import Address, ConnectionOptions, parse_address
 from lnc_client.errors import (
     AuthenticationError,
@@ -71,9 +72,10 @@ from lnc_client.protocol.frame import (
     header_for,
 )
 
-__all__ = ["Connection", "IngestCallback"]
+__all__ = ["Connection", "IngestCallback", "LwpConnection", "connect", "log"]
 
-_log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
+"""This module's logger (`lnc_client.connection`), also lnc-client 0.2.9's `log`."""
 R = TypeVar("R")
 
 IngestCallback = Callable[[int, LanceError | None], None]
@@ -503,7 +505,7 @@ class Connection:
             for frame in frames:
                 self._dispatch(frame)
         except ProtocolError as error:
-            _log.warning("resetting connection to %s: %s", self.address, error)
+            log.warning("resetting connection to %s: %s", self.address, error)
             self.abort(error)
 
     def _dispatch(self, frame: Frame) -> None:
@@ -630,7 +632,7 @@ class Connection:
 
     def _on_keepalive(self) -> None:
         if not self._pings:
-            _log.debug("ignoring an unsolicited keepalive from %s", self.address)
+            log.debug("ignoring an unsolicited keepalive from %s", self.address)
             return
         _, on_echo = self._pings.popleft()
         if on_echo is not None:
