@@ -72,7 +72,7 @@ from lnc_client.protocol.frame import (
     header_for,
 )
 
-__all__ = ["Connection", "IngestCallback", "LwpConnection", "connect", "log"]
+__all__ = ["Connection", "IngestCallback", "LwpConnection", "connect"]
 
 log = logging.getLogger(__name__)
 """This module's logger (`lnc_client.connection`), also lnc-client 0.2.9's `log`."""

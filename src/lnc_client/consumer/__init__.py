@@ -37,7 +37,7 @@ import logging
 from lnc_client.consumer.facade import StandaloneConsumer
 from lnc_client.consumer.result import PollResult, consumer_id_for
 
-__all__ = ["PollResult", "StandaloneConsumer", "consumer_id_for", "log"]
+__all__ = ["PollResult", "StandaloneConsumer", "consumer_id_for"]
 
 log = logging.getLogger(__name__)
 """The `lnc_client.consumer` logger (lnc-client 0.2.9's `consumer.log`)."""

@@ -43,7 +43,7 @@ import logging
 from lnc_client.producer.batch import ProducerMetrics, SendAck, SendCallback, SendHandle
 from lnc_client.producer.facade import Producer
 
-__all__ = ["Producer", "ProducerMetrics", "SendAck", "SendCallback", "SendHandle", "log"]
+__all__ = ["Producer", "ProducerMetrics", "SendAck", "SendCallback", "SendHandle"]
 
 log = logging.getLogger(__name__)
 """The `lnc_client.producer` logger (lnc-client 0.2.9's `producer.log`)."""
