@@ -12,6 +12,7 @@ Everything a user needs is importable from here.
 from lnc_client.admin import NO_LIMIT, LanceClient, TopicRef
 from lnc_client.config import (
     Address,
+    Addresses,
     BufferFullPolicy,
     ClientConfig,
     ConnectionOptions,
@@ -81,6 +82,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "AccessDeniedError",
     "Address",
+    "Addresses",
     "AuthResult",
     "AuthenticationError",
     "BackpressureError",

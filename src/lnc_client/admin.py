@@ -34,7 +34,13 @@ from typing import Final, Self, TypeVar
 
 from lnc_client import operations
 from lnc_client._lifecycle import AsyncLifecycle
-from lnc_client.config import ClientConfig, ReconnectConfig
+from lnc_client.config import (
+    Addresses,
+    ClientConfig,
+    ReconnectConfig,
+    address_list,
+    parse_address,
+)
 from lnc_client.connection import Connection
 from lnc_client.errors import (
     LanceError,
@@ -91,16 +97,30 @@ def _u64(value: int, what: str) -> int:
 class LanceClient(AsyncLifecycle):
     """Admin client: topic management, retention, cluster status and server-side offsets.
 
-    Use it as `async with LanceClient(ClientConfig(host="127.0.0.1")) as client: ...`, or call
-    `connect()` and `close()` yourself. Operations connect on demand, reconnect after a lost
-    connection and retry retryable errors, all within `config.request_timeout_s` per call.
+    Use it as `async with LanceClient("127.0.0.1:1992") as client: ...` (or with a
+    `ClientConfig(host=..., port=...)`), or call `connect()` and `close()` yourself. Operations
+    connect on demand, reconnect after a lost connection and retry retryable errors, all within
+    `config.request_timeout_s` per call.
 
     Args:
-        config: Address, timeouts, TLS, auth token and reconnect policy (defaults if None).
+        address: `host:port`, `[v6]:port`, a bare host, or a list of them (seeds), which replace
+            the config's host and port; or the `ClientConfig` itself (the 0.2.9 form).
+        config: Timeouts, TLS, auth token and reconnect policy (defaults if None).
     """
 
-    def __init__(self, config: ClientConfig | None = None) -> None:
-        self.config = config or ClientConfig()
+    def __init__(
+        self, address: Addresses | ClientConfig | None = None, config: ClientConfig | None = None
+    ) -> None:
+        if isinstance(address, ClientConfig):
+            if config is not None:
+                raise TypeError("give the ClientConfig once")
+            address, config = None, address
+        config = config or ClientConfig()
+        if address is not None:
+            first, *rest = (parse_address(item) for item in address_list(address))
+            more = (*(str(item) for item in rest), *config.seeds)
+            config = replace(config, host=first.host, port=first.port, seeds=more)
+        self.config = config
         self._manager = ConnectionManager(
             self.config.addresses(),
             self.config.connection_options(),

@@ -15,14 +15,18 @@ use `lnc_client.LanceClient`, which resolves names on every call. Data flow: as 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from lnc_client import admin
-from lnc_client.config import ClientConfig
+from lnc_client.config import Addresses, ClientConfig
 from lnc_client.errors import LanceError, TopicAlreadyExistsError, validate_topic_name
 from lnc_client.protocol.control import RetentionInfo, TopicInfo
 
 __all__ = ["LanceClient"]
+
+log = logging.getLogger(__name__)
+"""The `lnc_client.client` logger (lnc-client 0.2.9's `client.log`)."""
 
 
 def _int_field(data: Mapping[str, object], *keys: str, default: int = 0) -> int:
@@ -37,11 +41,14 @@ class LanceClient(admin.LanceClient):
     """`lnc_client.LanceClient` with lnc-client 0.2.9's topic cache and name semantics.
 
     Args:
-        config: Address, timeouts, TLS, auth token and reconnect policy (defaults if None).
+        address: `host:port`, `[v6]:port`, a bare host, a list of them, or the `ClientConfig`.
+        config: Timeouts, TLS, auth token and reconnect policy (defaults if None).
     """
 
-    def __init__(self, config: ClientConfig | None = None) -> None:
-        super().__init__(config)
+    def __init__(
+        self, address: Addresses | ClientConfig | None = None, config: ClientConfig | None = None
+    ) -> None:
+        super().__init__(address, config)
         self._topic_cache: dict[str, TopicInfo] = {}
 
     @staticmethod

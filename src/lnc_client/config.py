@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -25,6 +26,7 @@ from lnc_client.protocol.frame import DEFAULT_PORT, MAX_PAYLOAD_SIZE
 
 __all__ = [
     "Address",
+    "Addresses",
     "BufferFullPolicy",
     "ClientConfig",
     "ConnectionOptions",
@@ -35,6 +37,7 @@ __all__ = [
     "StandaloneConfig",
     "StandaloneOptions",
     "TopicInfo",
+    "address_list",
     "parse_address",
 ]
 
@@ -87,6 +90,23 @@ def parse_address(address: str | Address, *, default_port: int = DEFAULT_PORT) -
     if not port_text.isdigit() or not 0 <= int(port_text) <= 0xFFFF:
         raise ValueError(f"invalid port in address {address!r}")
     return Address(host, int(port_text))
+
+
+Addresses = str | Address | Sequence[str | Address]
+"""Where to connect: `host:port`, `[v6]:port`, a bare host (port 1992), an `Address`, or a
+list of them (seeds, tried in turn). Every connected object takes these forms."""
+
+
+def address_list(address: Addresses) -> list[str | Address]:
+    """The addresses of `address` as a list, in order.
+
+    Raises:
+        ValueError: An empty list.
+    """
+    items = [address] if isinstance(address, str | Address) else list(address)
+    if not items:
+        raise ValueError("no server address given")
+    return items
 
 
 @dataclass(frozen=True, slots=True)

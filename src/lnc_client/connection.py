@@ -26,6 +26,7 @@ import socket
 from collections.abc import Callable
 from typing import TypeVar
 
+from lnc_client._lwp_connection import LwpConnection, connect
 from lnc_client.config import Address, ConnectionOptions, parse_address
 from lnc_client.errors import AuthenticationError, ConnectionError, LanceError, TimeoutError
 from lnc_client.protocol.control import authenticate_payload, parse_auth_response
@@ -42,9 +43,10 @@ from lnc_client.protocol.exchange import (
 )
 from lnc_client.protocol.frame import ControlCommand, Frame
 
-__all__ = ["Connection", "IngestCallback"]
+__all__ = ["Connection", "IngestCallback", "LwpConnection", "connect"]
 
-_log = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
+"""This module's logger (`lnc_client.connection`), also lnc-client 0.2.9's `log`."""
 R = TypeVar("R")
 
 IngestCallback = Callable[[int, LanceError | None], None]
@@ -462,7 +464,7 @@ class Connection:
             if self._failure is not None:
                 return
             if isinstance(event, ExchangeBroken):
-                _log.warning("resetting connection to %s: %s", self.address, event.error)
+                log.warning("resetting connection to %s: %s", self.address, event.error)
                 self.abort(event.error)
             elif isinstance(event, BackpressureSeen):
                 if self._on_backpressure is not None:

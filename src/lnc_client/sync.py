@@ -27,12 +27,12 @@ import contextlib
 import functools
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Concatenate, Final, Generic, ParamSpec, Self, TypeVar
 
 from lnc_client import admin, consumer, producer
-from lnc_client.config import Address, ClientConfig, ProducerConfig, StandaloneConfig
+from lnc_client.config import Addresses, ClientConfig, ProducerConfig, StandaloneConfig
 from lnc_client.offsets import OffsetStore
 from lnc_client.protocol.records import TlvRecord
 
@@ -196,22 +196,22 @@ class Producer(_Blocking[producer.Producer]):
     """The blocking `lnc_client.Producer`: same arguments, methods and delivery guarantees.
 
     Args:
-        address: The server (`host:port`, `[v6]:port`, a bare host); `config.seeds` after it.
+        address: `host:port`, `[v6]:port`, a bare host, or a list of them (seeds).
         config: Batching, window, memory, timeouts, reconnects, compression, auth.
     """
 
-    def __init__(self, address: str | Address, config: ProducerConfig | None = None) -> None:
+    def __init__(self, address: Addresses, config: ProducerConfig | None = None) -> None:
         super().__init__(_RUNNER.run(_build(lambda: producer.Producer(address, config))))
 
     @classmethod
-    def connect(cls, address: str | Address, config: ProducerConfig | None = None) -> Producer:
+    def connect(cls, address: Addresses, config: ProducerConfig | None = None) -> Producer:
         """Create a producer and connect it (see `lnc_client.Producer.connect`)."""
         return cls(address, config).start()
 
     @classmethod
     def connect_for_topic(
         cls,
-        address: str | Address,
+        address: Addresses,
         topic_name: str,
         config: ProducerConfig | None = None,
         *,
@@ -264,7 +264,7 @@ class StandaloneConsumer(_Blocking[consumer.StandaloneConsumer]):
 
     def __init__(
         self,
-        address: str | Address | Sequence[str | Address],
+        address: Addresses,
         config: StandaloneConfig,
         offset_store: OffsetStore | None = None,
         *,
@@ -284,7 +284,7 @@ class StandaloneConsumer(_Blocking[consumer.StandaloneConsumer]):
     @classmethod
     def connect(
         cls,
-        address: str | Address | Sequence[str | Address],
+        address: Addresses,
         config: StandaloneConfig,
         offset_store: OffsetStore | None = None,
         *,
@@ -383,11 +383,14 @@ class LanceClient(_Blocking[admin.LanceClient]):
     """The blocking `lnc_client.LanceClient`: topics, retention, cluster status, offsets.
 
     Args:
-        config: Address, timeouts, TLS, auth token and reconnect policy (defaults if None).
+        address: `host:port`, `[v6]:port`, a bare host, a list of them, or the `ClientConfig`.
+        config: Timeouts, TLS, auth token and reconnect policy (defaults if None).
     """
 
-    def __init__(self, config: ClientConfig | None = None) -> None:
-        super().__init__(_RUNNER.run(_build(lambda: admin.LanceClient(config))))
+    def __init__(
+        self, address: Addresses | ClientConfig | None = None, config: ClientConfig | None = None
+    ) -> None:
+        super().__init__(_RUNNER.run(_build(lambda: admin.LanceClient(address, config))))
 
     def connect(self) -> Self:
         """Connect now (operations would otherwise connect on first use)."""

@@ -115,3 +115,29 @@ async def test_caching_client_resolves_creates_and_caches(tmp_path: Path) -> Non
             assert await client.resolve_topic_id("made-on-demand") == topic_id
             with pytest.raises(LanceError):
                 await client.ensure_topic("bad name")
+
+
+async def test_raw_lwp_connection_keeps_a_timed_out_frame(tmp_path: Path) -> None:
+    from lnc_client.connection import LwpConnection, connect
+    from lnc_client.errors import TimeoutError as LanceTimeout
+    from lnc_client.protocol import ControlCommand, build_control_frame, build_ingest_frame
+    from lnc_client.server import FaultConfig
+
+    faults = FaultConfig(ack_delay_ms=300)
+    async with LanceServer(tmp_path / "data", port=0, faults=faults) as server:
+        conn = await connect("127.0.0.1", server.port)
+        assert isinstance(conn, LwpConnection)
+        assert conn.connected
+        await conn.send_frame(build_control_frame(ControlCommand.CREATE_TOPIC, b"raw"))
+        header, payload = await conn.recv_frame(timeout=5)
+        assert header.command == ControlCommand.TOPIC_RESPONSE
+        topic_id = json.loads(payload)["id"]
+        records = encode_records([TlvRecord.raw(b"x")])
+        await conn.send_frame(build_ingest_frame(records, 7, 1, topic_id))
+        with pytest.raises(LanceTimeout):
+            await conn.recv_frame(timeout=0.05)  # the Ack is held back 300 ms
+        header = await conn.recv_header(timeout=5)
+        assert (header.is_ack, header.batch_id) == (True, 7)
+        assert await conn.recv_payload(header) == b""
+        await conn.close()
+        assert not conn.connected

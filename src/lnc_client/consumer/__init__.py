@@ -32,7 +32,12 @@ used with the server's Subscribe/CommitOffset is FNV-1a 64 of the UTF-8 consumer
 (`consumer_id_for`), the same in every process and on every machine.
 """
 
+import logging
+
 from lnc_client.consumer.facade import StandaloneConsumer
 from lnc_client.consumer.result import PollResult, consumer_id_for
 
 __all__ = ["PollResult", "StandaloneConsumer", "consumer_id_for"]
+
+log = logging.getLogger(__name__)
+"""The `lnc_client.consumer` logger (lnc-client 0.2.9's `consumer.log`)."""

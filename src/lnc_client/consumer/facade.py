@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from typing import Self
 
 from lnc_client import operations
 from lnc_client._lifecycle import AsyncLifecycle
-from lnc_client.config import Address, SeekPosition, StandaloneConfig, StartPosition
+from lnc_client.config import Addresses, SeekPosition, StandaloneConfig, StartPosition, address_list
 from lnc_client.connection import Connection
 from lnc_client.consumer.commits import Committer
 from lnc_client.consumer.fetcher import Fetcher
@@ -38,7 +38,8 @@ class StandaloneConsumer(AsyncLifecycle):
     `async for record in consumer`, or `async for batch in consumer.batches()`.
 
     Args:
-        address: `host:port` (or several: they are tried in turn, with `config.seeds`).
+        address: `host:port`, `[v6]:port`, a bare host, or a list of them (seeds, tried in
+            turn before `config.seeds`).
         config: The consumer's configuration; `consumer_name` and a topic id or name are needed.
         offset_store: Where offsets are committed. Default: a `FileOffsetStore` under
             `config.offset_dir` when it is set, else a `MemoryOffsetStore`.
@@ -50,7 +51,7 @@ class StandaloneConsumer(AsyncLifecycle):
 
     def __init__(
         self,
-        address: str | Address | Sequence[str | Address],
+        address: Addresses,
         config: StandaloneConfig,
         offset_store: OffsetStore | None = None,
         *,
@@ -58,10 +59,9 @@ class StandaloneConsumer(AsyncLifecycle):
     ) -> None:
         if not config.topic_id and not config.topic_name:
             raise ValueError("StandaloneConfig needs a topic_id or a topic_name")
-        addresses = [address] if isinstance(address, str | Address) else list(address)
         self._config = config
         self._manager = ConnectionManager(
-            [*addresses, *config.seeds],
+            [*address_list(address), *config.seeds],
             config.connection_options(),
             config.reconnect,
             auto_reconnect=config.auto_reconnect,
@@ -88,7 +88,7 @@ class StandaloneConsumer(AsyncLifecycle):
     @classmethod
     async def connect(
         cls,
-        address: str | Address | Sequence[str | Address],
+        address: Addresses,
         config: StandaloneConfig,
         offset_store: OffsetStore | None = None,
         *,

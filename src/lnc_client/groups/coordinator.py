@@ -23,7 +23,7 @@ from typing import Final, Self
 
 from lnc_client._lifecycle import AsyncLifecycle
 from lnc_client.admin import LanceClient
-from lnc_client.config import Address, ClientConfig, parse_address
+from lnc_client.config import Address, Addresses, ClientConfig, address_list, parse_address
 from lnc_client.errors import LanceError
 from lnc_client.groups.assignment import AssignmentStrategy
 from lnc_client.groups.state import GroupState
@@ -94,11 +94,11 @@ class GroupCoordinator(AsyncLifecycle):
         config: The group configuration.
     """
 
-    def __init__(self, server: str | Address | None, config: GroupConfig) -> None:
+    def __init__(self, server: Addresses | None, config: GroupConfig) -> None:
         if server is None and not config.topics:
             raise ValueError("a coordinator without topics needs a server to discover them")
         self.config = config
-        self._server = parse_address(server) if server is not None else None
+        self._server = None if server is None else address_list(server)
         self._state = GroupState(
             config.topics, config.assignment_strategy, config.session_timeout_s
         )
@@ -108,7 +108,7 @@ class GroupCoordinator(AsyncLifecycle):
         self._closed = False
 
     @classmethod
-    async def start_for(cls, server: str | Address | None, config: GroupConfig) -> GroupCoordinator:
+    async def start_for(cls, server: Addresses | None, config: GroupConfig) -> GroupCoordinator:
         """Create a coordinator and start it (the Rust `GroupCoordinator::start`)."""
         return await cls(server, config).start()
 
@@ -180,8 +180,7 @@ class GroupCoordinator(AsyncLifecycle):
 
     async def _discover(self) -> list[int]:
         assert self._server is not None
-        client_config = self.config.client.with_host(self._server.host).with_port(self._server.port)
-        async with LanceClient(client_config) as client:
+        async with LanceClient(self._server, self.config.client) as client:
             topics = await client.list_topics()
         return sorted(topic.id for topic in topics)
 

@@ -27,13 +27,20 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Self
 
 from lnc_client._lifecycle import AsyncLifecycle
-from lnc_client.config import Address, SeekPosition, StandaloneConfig, StartPosition, parse_address
+from lnc_client.config import (
+    Address,
+    Addresses,
+    SeekPosition,
+    StandaloneConfig,
+    StartPosition,
+    parse_address,
+)
 from lnc_client.consumer import PollResult, StandaloneConsumer
 from lnc_client.errors import ConnectionError, InvalidRequestError, LanceError, ProtocolError
 from lnc_client.groups.transport import exchange
@@ -127,7 +134,7 @@ class GroupedConsumer(AsyncLifecycle):
 
     def __init__(
         self,
-        server: str | Address | Sequence[str | Address],
+        server: Addresses,
         coordinator: str | Address,
         config: WorkerConfig,
         *,
@@ -154,7 +161,7 @@ class GroupedConsumer(AsyncLifecycle):
     @classmethod
     async def join(
         cls,
-        server: str | Address | Sequence[str | Address],
+        server: Addresses,
         coordinator: str | Address,
         config: WorkerConfig,
         *,

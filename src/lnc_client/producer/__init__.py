@@ -38,7 +38,12 @@ lost connection or an ack timeout may have been written already: the server does
 duplicate batch ids, so those records can appear twice (at-least-once; docs/client.md).
 """
 
+import logging
+
 from lnc_client.producer.batch import ProducerMetrics, SendAck, SendCallback, SendHandle
 from lnc_client.producer.facade import Producer
 
 __all__ = ["Producer", "ProducerMetrics", "SendAck", "SendCallback", "SendHandle"]
+
+log = logging.getLogger(__name__)
+"""The `lnc_client.producer` logger (lnc-client 0.2.9's `producer.log`)."""

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Self
 
 from lnc_client._lifecycle import AsyncLifecycle
-from lnc_client.config import Address, ProducerConfig
+from lnc_client.config import Addresses, ProducerConfig, address_list
 from lnc_client.errors import (
     BackpressureError,
     ConnectionError,
@@ -47,16 +47,17 @@ class Producer(AsyncLifecycle):
     data flow and docs/client.md for the delivery guarantees.
 
     Args:
-        address: The server (`host:port`, `[v6]:port`); `config.seeds` are tried after it.
+        address: `host:port`, `[v6]:port`, a bare host, or a list of them (seeds, tried in
+            turn before `config.seeds`).
         config: Batching, window, memory, timeouts, reconnects, compression, auth.
     """
 
-    def __init__(self, address: str | Address, config: ProducerConfig | None = None) -> None:
+    def __init__(self, address: Addresses, config: ProducerConfig | None = None) -> None:
         self.config = config = config or ProducerConfig()
         self._shared = ProducerState()
         self._accumulator = Accumulator(config, self._shared, self._sealed)
         self._window = Window(
-            [address, *config.seeds],
+            [*address_list(address), *config.seeds],
             config,
             self._shared,
             self._accumulator,
@@ -74,9 +75,7 @@ class Producer(AsyncLifecycle):
     # --- lifecycle ----------------------------------------------------------------------------
 
     @classmethod
-    async def connect(
-        cls, address: str | Address, config: ProducerConfig | None = None
-    ) -> Producer:
+    async def connect(cls, address: Addresses, config: ProducerConfig | None = None) -> Producer:
         """Create a producer and connect it.
 
         Raises:
@@ -91,7 +90,7 @@ class Producer(AsyncLifecycle):
     @classmethod
     async def connect_for_topic(
         cls,
-        address: str | Address,
+        address: Addresses,
         topic_name: str,
         config: ProducerConfig | None = None,
         *,
@@ -229,9 +228,10 @@ class Producer(AsyncLifecycle):
 
     def send_nowait(
         self,
-        topic: int | str,
-        data: bytes,
+        topic: int | str | None = None,
+        data: bytes = b"",
         *,
+        topic_id: int | None = None,
         record_type: int = RAW,
         callback: SendCallback | None = None,
     ) -> int:
@@ -240,6 +240,7 @@ class Producer(AsyncLifecycle):
         Args:
             topic: Topic id, or a name already resolved (`resolve_topic` or an earlier send).
             data: The record value.
+            topic_id: The topic id, as a keyword (as every send method takes it).
             record_type: TLV type byte.
             callback: Called once with `(SendAck, None)` after the Ack or `(None, error)`.
 
@@ -250,7 +251,7 @@ class Producer(AsyncLifecycle):
             BackpressureError: `buffer_memory` is full (whatever the policy).
             ValueError: A topic name that is not resolved yet.
         """
-        chosen = self._topics.cached(topic)
+        chosen = self._topics.cached(topic, topic_id)
         accumulator = self._accumulator
         size = len(data) + RECORD_HEADER_SIZE
         if accumulator.buffered and accumulator.buffered + size > accumulator.limit:

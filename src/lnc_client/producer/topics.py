@@ -60,31 +60,38 @@ class TopicCache:
             ValueError: No topic, or two different ones.
             TopicNotFoundError: No topic of that name.
         """
-        if topic is not None and topic_id is not None and topic != topic_id:
-            raise ValueError("give the topic once: positionally or as topic_id=")
-        chosen = topic_id if topic_id is not None else topic
-        if chosen is None:
-            raise ValueError("a topic (id or name) is required")
+        chosen = _chosen(topic, topic_id)
         if isinstance(chosen, str):
             return await self.resolve(chosen)
         return chosen
 
-    def cached(self, topic: int | str) -> int:
+    def cached(self, topic: int | str | None, topic_id: int | None = None) -> int:
         """The id of a topic given by id, or by a name resolved already (never waits).
 
         Raises:
-            ValueError: A name not resolved yet.
+            ValueError: No topic, two different ones, or a name not resolved yet.
             TypeError: Neither an int nor a str.
         """
-        if type(topic) is int:
-            return topic
-        if isinstance(topic, str):
-            cached = self._ids.get(topic)
+        chosen = _chosen(topic, topic_id)
+        if type(chosen) is int:
+            return chosen
+        if isinstance(chosen, str):
+            cached = self._ids.get(chosen)
             if cached is not None:
                 return cached
-            raise ValueError(f"topic {topic!r} is not resolved yet: await resolve_topic() first")
-        raise TypeError(f"a topic is an int id or a str name, not {type(topic).__name__}")
+            raise ValueError(f"topic {chosen!r} is not resolved yet: await resolve_topic() first")
+        raise TypeError(f"a topic is an int id or a str name, not {type(chosen).__name__}")
 
     def forget_id(self, topic_id: int) -> None:
         """Drop the names cached for `topic_id` (the server no longer knows it)."""
         self._ids = {name: id_ for name, id_ in self._ids.items() if id_ != topic_id}
+
+
+def _chosen(topic: int | str | None, topic_id: int | None) -> int | str:
+    """The topic of a send, given positionally or as `topic_id=` (the same one if both)."""
+    if topic is not None and topic_id is not None and topic != topic_id:
+        raise ValueError("give the topic once: positionally or as topic_id=")
+    chosen = topic_id if topic_id is not None else topic
+    if chosen is None:
+        raise ValueError("a topic (id or name) is required")
+    return chosen

@@ -46,6 +46,7 @@ __all__ = [
     "compress_records",
     "decode_records",
     "decode_stream",
+    "encode_json",
     "encode_records",
     "encode_values",
     "pack_record_header",
@@ -161,43 +162,52 @@ class TlvRecord:
         return _HEADER.pack(self.record_type, len(self.value)) + self.value
 
     @classmethod
-    def raw(cls, data: bytes) -> TlvRecord:
-        """Return a RAW_DATA (0x01) record."""
-        return cls(RecordType.RAW_DATA, bytes(data))
+    def raw(cls, data: bytes | bytearray | memoryview | str) -> TlvRecord:
+        """Return a RAW_DATA (0x01) record; a `str` is stored as UTF-8."""
+        return cls(RecordType.RAW_DATA, data.encode() if isinstance(data, str) else bytes(data))
 
     @classmethod
-    def json(cls, data: bytes) -> TlvRecord:
-        """Return a JSON (0x02) record from already-encoded JSON bytes."""
-        return cls(RecordType.JSON, bytes(data))
+    def json(cls, data: object) -> TlvRecord:
+        """Return a JSON (0x02) record.
+
+        Args:
+            data: Any JSON-serialisable Python object (encoded compactly as UTF-8 JSON), or
+                `bytes`/`bytearray`/`memoryview` holding JSON that is already encoded.
+        """
+        return cls(RecordType.JSON, _value_bytes(data))
 
     @classmethod
     def json_value(cls, value: object) -> TlvRecord:
         """Return a JSON (0x02) record holding `value` encoded compactly as UTF-8 JSON."""
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-        return cls(RecordType.JSON, text.encode())
+        return cls(RecordType.JSON, encode_json(value))
 
     @classmethod
-    def key_value(cls, key: str | bytes, value: bytes) -> TlvRecord:
-        """Return a KEY_VALUE (0x10) record: u16 LE key length, key, value."""
-        key_bytes = key.encode() if isinstance(key, str) else bytes(key)
-        if len(key_bytes) > 0xFFFF:
-            raise ValueError("a key is limited to 65535 bytes")
-        return cls(RecordType.KEY_VALUE, _KEY_LEN.pack(len(key_bytes)) + key_bytes + value)
+    def key_value(cls, key: str | bytes, value: object) -> TlvRecord:
+        """Return a KEY_VALUE (0x10) record: u16 LE key length, key, value.
+
+        Args:
+            key: The key; a `str` is stored as UTF-8 (at most 65535 bytes).
+            value: Bytes as they are, or a Python object stored as compact UTF-8 JSON.
+        """
+        return cls(RecordType.KEY_VALUE, _key_prefix(key) + _value_bytes(value))
 
     @classmethod
-    def timestamped(cls, timestamp_ns: int, data: bytes) -> TlvRecord:
-        """Return a TIMESTAMPED (0x11) record: u64 LE nanoseconds, data."""
-        return cls(RecordType.TIMESTAMPED, _TIMESTAMP.pack(timestamp_ns) + data)
+    def timestamped(cls, timestamp_ns: int, data: object) -> TlvRecord:
+        """Return a TIMESTAMPED (0x11) record: u64 LE nanoseconds, data.
+
+        `data` is bytes as they are, or a Python object stored as compact UTF-8 JSON.
+        """
+        return cls(RecordType.TIMESTAMPED, _TIMESTAMP.pack(timestamp_ns) + _value_bytes(data))
 
     @classmethod
-    def key_timestamped(cls, key: str | bytes, timestamp_ns: int, data: bytes) -> TlvRecord:
-        """Return a KEY_TIMESTAMPED (0x12) record: u16 LE key length, key, u64 LE ns, data."""
-        key_bytes = key.encode() if isinstance(key, str) else bytes(key)
-        if len(key_bytes) > 0xFFFF:
-            raise ValueError("a key is limited to 65535 bytes")
+    def key_timestamped(cls, key: str | bytes, timestamp_ns: int, data: object) -> TlvRecord:
+        """Return a KEY_TIMESTAMPED (0x12) record: u16 LE key length, key, u64 LE ns, data.
+
+        `data` is bytes as they are, or a Python object stored as compact UTF-8 JSON.
+        """
         return cls(
             RecordType.KEY_TIMESTAMPED,
-            _KEY_LEN.pack(len(key_bytes)) + key_bytes + _TIMESTAMP.pack(timestamp_ns) + data,
+            _key_prefix(key) + _TIMESTAMP.pack(timestamp_ns) + _value_bytes(data),
         )
 
     @classmethod
@@ -252,6 +262,31 @@ class TlvRecord:
         if end + extra > len(value):
             raise ProtocolError(f"{expected.name} record: key length {key_length} runs past value")
         return value[_KEY_LEN.size : end], value[end:]
+
+
+def encode_json(value: object) -> bytes:
+    """Encode `value` as compact UTF-8 JSON (no spaces, non-ASCII kept as UTF-8).
+
+    Raises:
+        TypeError: The value is not JSON-serialisable.
+        ValueError: The value holds a circular reference, NaN or an infinity (not JSON).
+    """
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode()
+
+
+def _value_bytes(value: object) -> bytes:
+    """Bytes-like values as they are; any other object as compact UTF-8 JSON."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return encode_json(value)
+
+
+def _key_prefix(key: str | bytes) -> bytes:
+    key_bytes = key.encode() if isinstance(key, str) else bytes(key)
+    if len(key_bytes) > 0xFFFF:
+        raise ValueError("a key is limited to 65535 bytes")
+    return _KEY_LEN.pack(len(key_bytes)) + key_bytes
 
 
 def _decode_key(key: bytes) -> str:
