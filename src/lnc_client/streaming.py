@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from lnc_client.config import Address, StandaloneConfig
 from lnc_client.consumer import PollResult, StandaloneConsumer
-from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
+from lnc_client.offsets import OffsetStore
 from lnc_client.protocol.records import TlvRecord
 
 __all__ = ["StreamingConsumer"]
@@ -62,12 +62,6 @@ class StreamingConsumer(StandaloneConsumer):
     ) -> None:
         if not config.consumer_name:
             raise ValueError("a StreamingConsumer needs a consumer_name (its group)")
-        if offset_store is None:
-            offset_store = (
-                FileOffsetStore(config.offset_dir)
-                if config.offset_dir is not None
-                else MemoryOffsetStore()
-            )
         super().__init__(
             address,
             dataclasses.replace(config, server_side_offsets=True),
