@@ -2,9 +2,9 @@
 
 `GroupEnv` holds an embedded `LanceServer` (ephemeral port, 127.0.0.1) and the ids of its topics
 `g1`..`gN`; `produce(topic, values)` sends one batch. `Consumed` runs a worker's `batches()` loop
-in a task and records `(worker, topic, value)` for every processed record. `ProcessWorker` runs
-`python -m lnc_client.groups worker` as a child process (killable with SIGKILL) and reads its
-event lines.
+in a task and records `(worker, topic, value)` for every processed record. `Child` runs a
+process (`python_worker`: `python -m lnc_client.groups worker`; or a Rust helper) that can be
+SIGKILLed, and collects its event lines.
 """
 
 from __future__ import annotations
@@ -78,21 +78,25 @@ class Consumed:
         await asyncio.wait_for(self.task, 5)
 
 
-class ProcessWorker:
-    """`python -m lnc_client.groups worker` in a child process; lines parsed as they come."""
+def python_worker(*args: str) -> Child:
+    """`python -m lnc_client.groups worker ARGS` (not started)."""
+    return Child(sys.executable, "-m", "lnc_client.groups", "worker", *args)
 
-    def __init__(self, *args: str) -> None:
-        self.args = args
+
+class Child:
+    """A child process whose stdout event lines (`KIND rest...`) are collected as they come."""
+
+    def __init__(self, *argv: str) -> None:
+        self.argv = argv
         self.lines: list[list[str]] = []
         self.process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def start(self) -> ProcessWorker:
+    async def start(self) -> Child:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "lnc_client.groups", "worker", *self.args,
-            stdout=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+            *self.argv, stdout=asyncio.subprocess.PIPE, env=env
+        )
         self._reader = asyncio.get_running_loop().create_task(self._read())
         return self
 
@@ -107,6 +111,9 @@ class ProcessWorker:
 
     def has(self, kind: str) -> bool:
         return any(line[0] == kind for line in self.lines)
+
+    def last(self, kind: str) -> list[str]:
+        return next(line for line in reversed(self.lines) if line[0] == kind)
 
     async def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:

@@ -22,7 +22,7 @@ from lnc_client.groups import (
 )
 from lnc_client.offsets import FileOffsetStore
 
-from .conftest import Consumed, GroupEnv, ProcessWorker, wait_for
+from .conftest import Consumed, GroupEnv, python_worker, wait_for
 
 SESSION = 1.0
 BEAT = 0.1
@@ -172,7 +172,7 @@ async def test_killed_worker_mid_batch_loses_nothing(group_env: GroupEnv) -> Non
     included."""
     topics = group_env.topics[:2]
     async with GroupCoordinator(None, group(topics)) as coordinator:
-        dead = await ProcessWorker(
+        dead = await python_worker(
             "--server", group_env.address, "--coordinator", coordinator.join_address,
             "--worker-id", "a", "--group", "g", "--heartbeat", str(BEAT),
             "--commit-interval", "0", "--stall-on", "stall",

@@ -1,0 +1,145 @@
+"""ConnectionPool against the embedded server: reuse, limits, lifetime, idle timeout, health."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from lnc_client import operations
+from lnc_client.config import ConnectionOptions
+from lnc_client.errors import ConnectionError, TimeoutError
+from lnc_client.pool import ConnectionPool, PoolConfig
+from lnc_client.server import LanceServer
+
+from .conftest import TcpProxy
+
+
+def pool_config(**changes: object) -> PoolConfig:
+    options: dict[str, object] = {
+        "health_check_interval_s": 0.0,
+        "connection": ConnectionOptions(connect_timeout_s=2, request_timeout_s=2),
+    }
+    options.update(changes)
+    return PoolConfig(**options)  # type: ignore[arg-type]
+
+
+async def test_connections_are_reused_and_several_per_address(
+    events_server: LanceServer,
+) -> None:
+    async with ConnectionPool(pool_config(max_connections=3)) as pool:
+        first = await pool.acquire(events_server.address)
+        second = await pool.acquire(events_server.address)
+        assert first.connection is not second.connection
+        assert [t.name for t in await operations.list_topics(first.connection)] == ["events"]
+        await first.release()
+        await first.release()
+        third = await pool.acquire(events_server.address)
+        assert third.connection is first.connection
+        await second.release()
+        await third.release()
+        stats = pool.stats
+        assert (stats.connections_created, stats.idle_connections, stats.active_connections) == (
+            2,
+            2,
+            0,
+        )
+        assert (stats.acquire_attempts, stats.acquire_successes) == (3, 3)
+
+
+async def test_max_connections_waits_then_times_out(events_server: LanceServer) -> None:
+    config = pool_config(max_connections=1, acquire_timeout_s=0.2)
+    async with ConnectionPool(config) as pool:
+        held = await pool.acquire(events_server.address)
+        with pytest.raises(TimeoutError, match="no connection"):
+            await pool.acquire(events_server.address)
+        waiter = asyncio.ensure_future(pool.acquire(events_server.address))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        await held.release()
+        lent = await waiter
+        assert lent.connection is held.connection
+        await lent.release()
+        assert pool.stats.acquire_failures == 1
+
+
+async def test_expired_idle_and_unhealthy_connections_are_not_reused(
+    events_server: LanceServer,
+) -> None:
+    address = events_server.address
+    async with ConnectionPool(pool_config(max_lifetime_s=0.1)) as pool:
+        old = await pool.acquire(address)
+        await old.release()
+        await asyncio.sleep(0.15)
+        new = await pool.acquire(address)
+        assert new.connection is not old.connection
+        assert not old.connection.is_open
+        new.mark_unhealthy()
+        await new.release()
+        assert not new.connection.is_open
+    async with ConnectionPool(pool_config(idle_timeout_s=0.1)) as pool:
+        async with pool.connection(address) as first:
+            pass
+        await asyncio.sleep(0.15)
+        async with pool.connection(address) as second:
+            assert second is not first
+
+
+async def test_a_failed_block_retires_its_connection(events_server: LanceServer) -> None:
+    async with ConnectionPool(pool_config()) as pool:
+        with pytest.raises(RuntimeError):
+            async with pool.connection(events_server.address) as conn:
+                raise RuntimeError("boom")
+        assert not conn.is_open
+        assert pool.stats.connections_closed == 1
+
+
+async def test_health_check_drops_dead_connections(tmp_path: Path) -> None:
+    server = LanceServer(tmp_path / "data", port=0)
+    await server.start()
+    address = server.address
+    try:
+        async with ConnectionPool(pool_config(health_check_interval_s=0.05)) as pool:
+            async with pool.connection(address), pool.connection(address):
+                pass
+            assert await pool.check_health() == 0
+            assert pool.stats.idle_connections == 2
+            await server.stop()
+            await asyncio.sleep(0.2)
+            assert pool.stats.idle_connections == 0
+            assert pool.stats.connections_closed == 2
+    finally:
+        await server.stop()
+
+
+async def test_a_closed_pool_refuses(events_server: LanceServer) -> None:
+    pool = ConnectionPool(pool_config())
+    async with pool.connection(events_server.address) as conn:
+        pass
+    await pool.close()
+    assert not conn.is_open
+    with pytest.raises(ConnectionError, match="closed"):
+        await pool.acquire(events_server.address)
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="max_connections"):
+        PoolConfig(max_connections=0)
+    with pytest.raises(ValueError, match=">= 0"):
+        PoolConfig(idle_timeout_s=-1)
+
+
+async def test_health_check_closes_a_connection_that_does_not_answer(
+    events_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    slow = await proxy(events_server.address)
+    options = ConnectionOptions(connect_timeout_s=2, request_timeout_s=0.2)
+    async with ConnectionPool(pool_config(connection=options)) as pool:
+        async with pool.connection(slow.address) as conn:
+            pass
+        slow.delay_s = 1.0
+        assert await pool.check_health() == 1
+        assert not conn.is_open
+        assert pool.stats.health_check_failures == 1
