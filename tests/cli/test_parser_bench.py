@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +132,19 @@ def test_progress_bar_draws_on_a_stream_and_is_silent_otherwise() -> None:
     silent.update(10)
     silent.finish()
     assert quiet.getvalue() == ""
+
+
+def test_readme_command_line_block_runs(lnc: Lnc) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0] for line in block.splitlines() if line.startswith("lnc ")]
+    assert len(commands) == 4
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        argv = [arg for arg in argv if arg != "--follow"]  # it would wait for Ctrl-C
+        argv = ["1000" if arg == "100000" else arg for arg in argv]
+        result = lnc(*argv)
+        assert result.code == 0, (command, result.err)
+    assert lnc("consume", "-t", "orders", "--format", "json").out == (
+        '{"type": "json", "value": {"id": 1}}\n'
+    )

@@ -24,9 +24,9 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeVar
 
 from lnc_client.admin import LanceClient
 from lnc_client.cli.common import (
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_data_parsers"]
 
+_T = TypeVar("_T")
 _WINDOW: Final = 64 * 1024
 """The Rust CLI's consume window."""
 _FOLLOW_PAUSE_S: Final = 0.2
@@ -330,15 +331,22 @@ def _lines(stream: BinaryIO) -> Iterator[bytes]:
             yield stripped
 
 
-def _batches(stream: BinaryIO, size: int) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for line in _lines(stream):
-        batch.append(line)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def _chunks(items: Iterator[_T], size: int) -> Iterator[list[_T]]:
+    """`items` in lists of `size` (the last one shorter)."""
+    chunk: list[_T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+async def _in_thread(chunks: Iterator[list[_T]]) -> AsyncIterator[list[_T]]:
+    """Pull each chunk in a worker thread: reading a file or stdin never blocks the loop."""
+    while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+        yield chunk
 
 
 async def _send_raw(
@@ -371,17 +379,17 @@ async def _ingest(args: argparse.Namespace) -> int:
     conn = await Connection.open(where.address, where.client_config().connection_options())
     try:
         with stream:
-            batches: Iterator[tuple[bytes, int]]
             if args.lines:
-                batches = (
-                    (b"\n".join(batch), len(batch)) for batch in _batches(stream, args.batch_size)
-                )
+                batches = _in_thread(_chunks(_lines(stream), args.batch_size))
             else:
                 whole = await asyncio.to_thread(stream.read)
-                batches = iter([(whole, 1)] if whole else [])
-            for batch_id, (payload, count) in enumerate(batches, start=1):
-                await _send_raw(conn, topic_id, payload, batch_id=batch_id, count=count)
-                records += count
+                batches = _in_thread(iter([[whole]] if whole else []))
+            batch_id = 0
+            async for batch in batches:
+                batch_id += 1
+                payload = b"\n".join(batch)
+                await _send_raw(conn, topic_id, payload, batch_id=batch_id, count=len(batch))
+                records += len(batch)
                 total += len(payload)
     finally:
         await conn.close()
@@ -436,15 +444,8 @@ async def _produce(args: argparse.Namespace) -> int:
         topic_id = (
             await producer.resolve_topic(args.topic) if isinstance(args.topic, str) else args.topic
         )
-        batch: list[TlvRecord] = []
-        for value in _produce_values(args):
-            batch.append(_record(value, args))
-            if len(batch) >= args.batch_size:
-                await producer.send_batch_async(topic_id, batch)
-                sent += len(batch)
-                size += sum(record.total_size for record in batch)
-                batch = []
-        if batch:
+        records = (_record(value, args) for value in _produce_values(args))
+        async for batch in _in_thread(_chunks(records, args.batch_size)):
             await producer.send_batch_async(topic_id, batch)
             sent += len(batch)
             size += sum(record.total_size for record in batch)

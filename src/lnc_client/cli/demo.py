@@ -4,12 +4,13 @@ It starts the embedded server as a child process (`python -m lnc_client.server -
 temporary directory, so that client and server each get a core, then:
 
 1. creates a topic with `LanceClient`;
-2. produces N records of a fixed size with `Producer.send_async` (each record carries its sequence
-   number) and `flush()`es, so every record counted was acknowledged durably by the server;
-3. consumes them back with `StandaloneConsumer` and checks that every record arrives, in order,
-   with exactly the bytes sent;
-4. times single `send` calls (send, wait for the durable ack) for latency percentiles;
-5. stops the server and deletes the directory, whatever happened.
+2. runs `workload.run_workload`, the workload `lnc bench` runs too: produces N records of a fixed
+   size with `Producer.send_async` (each record carries its sequence number) and `flush()`es, so
+   every record counted was acknowledged durably; consumes them back with `StandaloneConsumer`
+   and checks that every record arrives, in order, with exactly the bytes sent; times single
+   `send` calls (send, wait for the durable ack) for latency percentiles. A progress bar on
+   stderr follows each phase when stderr is a terminal;
+3. stops the server and deletes the directory, whatever happened.
 
 It prints throughput and latency and exits 0 only when every record was verified.
 """
