@@ -105,13 +105,14 @@ class FileLock:
 
     Args:
         path: The file the lock protects.
+        lock_path: The lock file, when another program fixes its name (default `<path>.lock`).
     """
 
     _local_locks: ClassVar[dict[Path, threading.Lock]] = {}
     _local_guard: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, path: Path) -> None:
-        self._lock_path = path.with_name(path.name + _LOCK_SUFFIX)
+    def __init__(self, path: Path, *, lock_path: Path | None = None) -> None:
+        self._lock_path = lock_path or path.with_name(path.name + _LOCK_SUFFIX)
         self._fd = -1
         self._local: threading.Lock | None = None
 

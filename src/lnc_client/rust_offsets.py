@@ -30,11 +30,11 @@ Every file operation runs in a worker thread (`asyncio.to_thread`).
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 from pathlib import Path
 from typing import Final
 
+from lnc_client._fs import FileLock, write_atomically
 from lnc_client.offsets import OffsetStore
 
 __all__ = ["RustOffsetStore", "rust_consumer_id"]
@@ -155,18 +155,8 @@ def _read(path: Path) -> int | None:
 
 
 def _write(path: Path, offset: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = os.open(path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        temporary = path.with_suffix(".offset.tmp")
-        with temporary.open("w", encoding="utf-8") as file:
-            file.write(f"{offset}\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        os.close(lock)
+    with FileLock(path, lock_path=path.with_suffix(".lock")):
+        write_atomically(path, f"{offset}\n".encode())
 
 
 def _remove(path: Path) -> None:
