@@ -103,8 +103,14 @@ class _Reader(asyncio.BufferedProtocol):
             return False
         return True
 
-    async def keep_alive(self, interval: float, patience: float) -> None:
-        """Send a keepalive after `interval` s of quiet; close after `patience` s without echo."""
+    async def keep_alive(self, options: ConnectionOptions) -> None:
+        """Send a keepalive when idle; close when an echo is overdue.
+
+        Idle: nothing came in for `keepalive_interval_s`. Overdue: an echo is awaited and nothing
+        came in for `request_timeout_s` (at least the interval).
+        """
+        interval = options.keepalive_interval_s
+        patience = max(interval, options.request_timeout_s)
         connection = self._connection
         while connection.failure is None:
             await asyncio.sleep(interval / 2)
@@ -128,18 +134,19 @@ class _Waiters:
 
     def settle(self, event: Event) -> None:
         """Settle the waiter an exchange event is for (a late answer's waiter is gone)."""
-        if isinstance(event, BatchAcked | BatchRefused):
-            on_done = self.batches.pop(event.batch_id)
-            on_done(event.batch_id, event.error if isinstance(event, BatchRefused) else None)
-        elif isinstance(event, RequestAnswered | RequestFailed):
+        if type(event) is BatchAcked:
+            self.batches.pop(event.batch_id)(event.batch_id, None)
+        elif type(event) is BatchRefused:
+            self.batches.pop(event.batch_id)(event.batch_id, event.error)
+        elif type(event) is RequestAnswered:
             future = self.requests.pop(event.request_id)
-            if future.done():
-                return  # timed out or cancelled: the late answer is dropped
-            if isinstance(event, RequestAnswered):
+            if not future.done():  # else timed out or cancelled: the late answer is dropped
                 future.set_result(event.frame)
-            else:
-                future.set_exception(event.error)
-        elif isinstance(event, KeepaliveSeen) and event.ping_id is not None:
+        elif type(event) is RequestFailed:
+            failed = self.requests.pop(event.request_id)
+            if not failed.done():
+                failed.set_exception(event.error)
+        elif type(event) is KeepaliveSeen and event.ping_id is not None:
             ping = self.pings.pop(event.ping_id, None)
             if ping is not None and not ping.done():
                 ping.set_result(None)
@@ -259,11 +266,7 @@ class Connection:
             if not result.ok:
                 raise AuthenticationError(server_text=result.message)
         if options.keepalive_interval_s > 0:
-            interval = options.keepalive_interval_s
-            patience = max(interval, options.request_timeout_s)
-            self._keepalive_task = self._loop.create_task(
-                self._reader.keep_alive(interval, patience)
-            )
+            self._keepalive_task = self._loop.create_task(self._reader.keep_alive(options))
 
     @property
     def is_open(self) -> bool:
@@ -369,8 +372,6 @@ class Connection:
             TimeoutError: No answer in time.
             ConnectionError: The connection closed before the answer came.
         """
-        if command == ControlCommand.UNSUBSCRIBE and unsubscribe_id is None:
-            raise ValueError("UNSUBSCRIBE needs unsubscribe_id: its answer is an Ack frame")
         if unsubscribe_id is not None and unsubscribe_id in self._waiters.batches:
             # Its Ack would carry the same id as the batch's: let the batch settle first.
             settled = self._waiters.settled(unsubscribe_id, self._loop)
@@ -382,9 +383,7 @@ class Connection:
         self._write(frame)
         future: asyncio.Future[Frame] = self._loop.create_future()
         self._waiters.requests[request_id] = future
-        return await self._wait_bounded(
-            future, timeout, f"no answer to {ControlCommand(command).name}"
-        )
+        return await self._wait_bounded(future, timeout, command)
 
     async def ping(self, *, timeout: float | None = None) -> float:
         """Send a keepalive and return the round-trip time in seconds.
@@ -399,10 +398,13 @@ class Connection:
         await self._wait_bounded(future, timeout, "no keepalive echo")
         return self._loop.time() - started
 
-    async def _wait_bounded(self, future: asyncio.Future[R], timeout: float | None, what: str) -> R:
+    async def _wait_bounded(
+        self, future: asyncio.Future[R], timeout: float | None, what: str | ControlCommand
+    ) -> R:
         """Await `future` at most `timeout` s (default: request timeout), then cancel it.
 
-        On timeout: the connection's failure if it closed, else `TimeoutError(what ...)`.
+        On timeout: the connection's failure if it closed, else `TimeoutError(what ...)`;
+        `what` is a command when an answer to it is awaited.
         """
         limit = self.options.request_timeout_s if timeout is None else timeout
         try:
@@ -410,6 +412,8 @@ class Connection:
                 return await future
         except builtins.TimeoutError:
             self._raise_if_closed()
+            if isinstance(what, ControlCommand):
+                what = f"no answer to {what.name}"
             raise TimeoutError(f"{what} within {limit} s") from None
         finally:
             future.cancel()

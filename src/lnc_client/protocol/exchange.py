@@ -39,7 +39,6 @@ The pairing rules (PROTOCOL.md §2.7, §4):
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -73,6 +72,7 @@ __all__ = [
 
 _JOIN_BELOW: Final = 64 * 1024
 """Payloads smaller than this are joined to their header (one write); larger ones are not copied."""
+_CONTROL_BIT: Final = int(Flag.CONTROL)
 _TOPIC_ANSWER: Final = frozenset({ControlCommand.TOPIC_RESPONSE})
 _ANSWERS: Final[dict[int, frozenset[int]]] = {
     ControlCommand.GET_CLUSTER_STATUS: frozenset({ControlCommand.CLUSTER_STATUS_RESPONSE}),
@@ -299,21 +299,31 @@ class ClientExchange:
 
     def buffer_updated(self, nbytes: int) -> list[Event]:
         """Account for `nbytes` read into the last `get_buffer`; return the events."""
-        return self._receive(lambda: self._decoder.buffer_updated(nbytes))
+        if self._broken:
+            return []
+        try:
+            frames = self._decoder.buffer_updated(nbytes)
+        except InvalidFrameError as error:
+            return self._receive(list(error.frames), error)
+        return self._receive(frames, None)
 
     def receive_data(self, data: bytes) -> list[Event]:
-        """Take received bytes; return the events they complete, in order."""
-        return self._receive(lambda: self._decoder.feed(data))
+        """Take received bytes; return the events they complete, in order.
 
-    def _receive(self, decode: Callable[[], list[Frame]]) -> list[Event]:
+        The bytes go through `get_buffer` and `buffer_updated`, as a transport's would.
+        """
         events: list[Event] = []
-        if self._broken:
-            return events
-        fault: ProtocolError | None = None
-        try:
-            frames = decode()
-        except InvalidFrameError as error:
-            frames, fault = list(error.frames), error
+        rest = memoryview(data)
+        while rest and not self._broken:
+            space = self.get_buffer()
+            size = min(len(space), len(rest))
+            space[:size] = rest[:size]
+            rest = rest[size:]
+            events += self.buffer_updated(size)
+        return events
+
+    def _receive(self, frames: list[Frame], fault: ProtocolError | None) -> list[Event]:
+        events: list[Event] = []
         try:
             for frame in frames:
                 self._on_frame(frame, events)
@@ -392,7 +402,7 @@ class ClientExchange:
         request = self._requests[0]
         if isinstance(reply, LanceError):
             event: Event = RequestFailed(request.seq, reply)
-        elif reply.header.flags & Flag.CONTROL:
+        elif reply.header.flags & _CONTROL_BIT:
             if reply.command not in request.answers:
                 raise ProtocolError(
                     f"answer {reply.command:#04x} cannot answer request {request.command:#04x}"

@@ -129,6 +129,26 @@ class FrameType(IntEnum):
     UNKNOWN = 6
 
 
+def _classify_rules(flags: int, has_payload: bool) -> FrameType:
+    if flags & Flag.CONTROL:
+        return FrameType.CONTROL
+    if flags & Flag.KEEPALIVE:
+        return FrameType.KEEPALIVE
+    if flags & Flag.ACK:
+        return FrameType.ACK
+    if flags & Flag.BACKPRESSURE:
+        return FrameType.BACKPRESSURE
+    if flags & Flag.BATCH_MODE or has_payload:
+        return FrameType.INGEST
+    return FrameType.UNKNOWN
+
+
+_TYPE_BY_FLAGS: Final[list[tuple[FrameType, FrameType]]] = [
+    (_classify_rules(f, False), _classify_rules(f, True)) for f in range(256)
+]
+"""`classify` for each flags byte, without and with a payload (enum bit tests are slow)."""
+
+
 def classify(flags: int, payload_length: int) -> FrameType:
     """Classify a frame exactly as the real server does: first matching rule wins.
 
@@ -140,17 +160,7 @@ def classify(flags: int, payload_length: int) -> FrameType:
         Control (0x40) before Keepalive (0x20) before Ack (0x08) before Backpressure (0x10);
         then Ingest when BatchMode (0x04) is set or there is a payload; else Unknown.
     """
-    if flags & Flag.CONTROL:
-        return FrameType.CONTROL
-    if flags & Flag.KEEPALIVE:
-        return FrameType.KEEPALIVE
-    if flags & Flag.ACK:
-        return FrameType.ACK
-    if flags & Flag.BACKPRESSURE:
-        return FrameType.BACKPRESSURE
-    if flags & Flag.BATCH_MODE or payload_length > 0:
-        return FrameType.INGEST
-    return FrameType.UNKNOWN
+    return _TYPE_BY_FLAGS[flags & 0xFF][payload_length > 0]
 
 
 def _prefix(flags: int, reserved: int = 0) -> bytes:
