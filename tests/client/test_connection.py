@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from lnc_client import operations as ops
-from lnc_client.config import ConnectionOptions
+from lnc_client.config import ConnectionOptions, ProducerConfig
 from lnc_client.connection import Connection
 from lnc_client.errors import (
     AuthenticationError,
@@ -27,6 +27,7 @@ from lnc_client.errors import (
     TopicAlreadyExistsError,
     TopicNotFoundError,
 )
+from lnc_client.producer import Producer
 from lnc_client.protocol import control
 from lnc_client.protocol.frame import (
     KEEPALIVE_FRAME,
@@ -437,6 +438,45 @@ async def test_follower_error_for_a_batch_ahead_of_a_later_reply_is_placed(text:
         assert error.server_text == text.decode()
         assert error.retryable
         assert conn.is_open
+
+
+async def test_producer_resends_a_batch_whose_forward_failed_ahead_of_a_name_lookup() -> None:
+    """Issue 8 end to end: while batch 1 is in flight, the producer's first send by name asks
+    ListTopics; the follower fails the batch's forward (`FORWARD_FAILED: ...`) ahead of the
+    topic list. The batch gets the retryable error and is resent, nothing fails."""
+    forwarded: list[int] = []
+    held: list[Frame] = []
+
+    async def follower(peer: Peer, frames: list[Frame]) -> None:
+        for frame in frames:
+            if frame.frame_type is FrameType.INGEST and not forwarded:
+                forwarded.append(frame.header.batch_id)
+                held.append(frame)  # the forward is slow: it fails once the lookup is read
+            elif frame.frame_type is FrameType.INGEST:
+                forwarded.append(frame.header.batch_id)
+                peer.send(build_ack_frame(frame.header.batch_id))
+            elif frame.command == ControlCommand.LIST_TOPICS and held:
+                body = control.topic_list_json([control.TopicInfo(2, "b", 5)])
+                failed = b"FORWARD_FAILED: Failed to receive from leader: eof"
+                peer.send(
+                    build_control_frame(ControlCommand.ERROR_RESPONSE, failed),
+                    build_control_frame(ControlCommand.TOPIC_RESPONSE, body),
+                )
+                held.clear()
+            else:
+                await real_server_like(peer, [frame])
+
+    async with scripted(follower) as (_, address):
+        config = ProducerConfig(linger_ms=0, keepalive_interval_s=0, request_timeout_s=2)
+        async with Producer(address, config) as producer:
+            first = await producer.send_async(1, b"a")
+            await wait_for(lambda: bool(held))
+            await producer.send_async("b", b"x")
+            await producer.flush(timeout=5)
+            metrics = producer.metrics()
+    assert forwarded.count(first) == 2
+    assert metrics.records_acked == 2
+    assert metrics.batches_failed == 0
 
 
 async def test_batch_id_of_a_pending_unsubscribe_is_refused() -> None:
