@@ -218,10 +218,6 @@ class ClientExchange:
         """Whether a keepalive (ours or the barrier's) waits for its echo."""
         return bool(self._pings)
 
-    def is_in_flight(self, batch_id: int) -> bool:
-        """Whether batch `batch_id` is sent and not yet settled."""
-        return batch_id in self._sent_at
-
     # --- sending ------------------------------------------------------------------------------
 
     def _next_seq(self) -> int:
