@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import inspect
 import os
 import signal
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -19,11 +21,14 @@ from lnc_client.server import (
     ConfigError,
     FaultConfig,
     LanceServer,
+    ServerConfig,
+    ServerOptions,
     ServerThread,
     TlsConfig,
     load_config,
 )
 from lnc_client.server.cli import AUTH_TOKEN_ENV, _add_arguments, build_config, main
+from lnc_client.server.config import ServerConfigChanges
 
 from .conftest import RawConn
 
@@ -129,6 +134,19 @@ def test_server_thread_takes_exactly_the_lance_server_arguments() -> None:
     assert [(p.name, p.kind, p.default) for p in thread.values()] == [
         (p.name, p.kind, p.default) for p in server.values()
     ]
+
+
+def test_config_changes_are_typed_as_the_config_fields() -> None:
+    fields = {f.name: f.type for f in dataclasses.fields(ServerConfig)}
+    changes = typing.get_type_hints(ServerConfigChanges)
+    assert {name: str(kind) for name, kind in changes.items()} == {
+        name: str(typing.get_type_hints(ServerConfig)[name]) for name in fields
+    }
+    options = typing.get_type_hints(ServerOptions)
+    del options["auth_tokens"]  # the one option that is not a field (it makes `auth`)
+    assert {name: changes[name] for name in options} == options
+    config = ServerConfig(data_dir=Path("d")).with_changes(port=7, host="::1")
+    assert (config.data_dir, config.host, config.port) == (Path("d"), "::1", 7)
 
 
 def test_an_unknown_server_option_is_refused_not_ignored(tmp_path: Path) -> None:

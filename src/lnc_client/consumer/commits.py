@@ -76,7 +76,7 @@ class Committer:
             OSError: The offset store could not write.
         """
         if self._fetcher.end_pending:
-            await self._fetcher.end_now()
+            await self._fetcher.resolve_end()
         offset = await self._save()
         if self._config.server_side_offsets:
 

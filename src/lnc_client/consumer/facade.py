@@ -129,10 +129,10 @@ class StandaloneConsumer(AsyncLifecycle):
                     self._fetcher.offset = stored
                 elif self._subscribed_offset:
                     self._fetcher.offset = self._subscribed_offset
+                elif self._config.start_position is SeekPosition.END:
+                    await self._fetcher.end_now()
                 else:
                     self.seek_to(self._config.start_position)
-                    if self._fetcher.end_pending:
-                        await self._fetcher.end_now()
         except builtins.TimeoutError as error:
             await self._abandon_start()
             if isinstance(error, LanceError):
@@ -287,9 +287,12 @@ class StandaloneConsumer(AsyncLifecycle):
         self.seek(0)
 
     def seek_to_end(self) -> None:
-        """Continue at the topic's end; resolved (u64::MAX tail fetch) by the next poll.
+        """Continue at the topic's end as it is when this is called.
 
-        `await seek_to_end_now()` resolves it at once instead.
+        The u64::MAX tail fetch is sent at once (with the next turn of the event loop, before
+        anything awaited after this call), so the end is pinned now: a record that arrives
+        before the next poll is delivered by it, not skipped. The next poll (or `commit()`)
+        moves `current_offset` there; `await seek_to_end_now()` waits for it instead.
         """
         self._fetcher.seek_to_end()
 

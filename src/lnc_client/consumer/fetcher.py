@@ -118,9 +118,36 @@ class Fetcher:
         self.offset = offset
 
     def seek_to_end(self) -> None:
-        """Continue at the end, resolved by the next fetch (a tail fetch)."""
+        """Continue at the end as it is now: the tail fetch leaves at once (issue 9.4).
+
+        It is sent with the next turn of the event loop, before anything the caller awaits
+        after this call, so the end it gets is the end at the call; the next poll (or a
+        commit) moves there. Without a running loop (or a connection) it is sent as soon as
+        there is one.
+        """
         self._reset()
         self.end_pending = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._fetches.append(loop.create_task(self._fetch_end()))
+
+    async def resolve_end(self) -> None:
+        """Apply a pending `seek_to_end` now: at the end its tail fetch got, else ask again.
+
+        Raises:
+            LanceError: A new tail fetch failed.
+        """
+        fetches = self._fetches
+        if fetches:
+            task = fetches[0]
+            await asyncio.wait((task,))
+            if fetches and fetches[0] is task and not task.cancelled() and not task.exception():
+                fetches.popleft()
+                self._move_to_end(task.result().position)
+                return
+        await self.end_now()
 
     async def end_now(self) -> int:
         """Ask the server for the end now, seek there and return it.
@@ -135,9 +162,12 @@ class Fetcher:
             return await operations.end_offset(conn, topic_id, timeout=timeout)
 
         offset = await self._manager.call(end, timeout=timeout)
+        self._move_to_end(offset)
+        return offset
+
+    def _move_to_end(self, offset: int) -> None:
         self.seek(offset)
         self.hwm = offset
-        return offset
 
     def _reset(self) -> None:
         self.drop_fetches()
@@ -325,8 +355,7 @@ class Fetcher:
     def _absorb(self, fetched: _Fetched, now: float) -> PollResult | None:
         window = fetched.window
         if window is None:
-            self.seek(fetched.position)
-            self.hwm = fetched.position
+            self._move_to_end(fetched.position)
             return None
         data = window.data
         received = len(data)

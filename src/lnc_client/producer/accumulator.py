@@ -21,7 +21,7 @@ from typing import Final, TypeVar, cast
 
 from lnc_client.config import BufferFullPolicy, ProducerConfig
 from lnc_client.errors import BackpressureError
-from lnc_client.producer.batch import Batch, ProducerState
+from lnc_client.producer.batch import Batch, ProducerState, RecordValue
 from lnc_client.protocol.frame import MAX_PAYLOAD_SIZE
 from lnc_client.protocol.records import (
     RECORD_HEADER_SIZE,
@@ -37,6 +37,7 @@ __all__ = ["Accumulator"]
 
 RAW: Final = int(RecordType.RAW_DATA)
 _U32_MAX: Final = 0xFFFF_FFFF
+_BYTE_FORMATS: Final = frozenset(("B", "b", "c"))
 R = TypeVar("R")
 
 
@@ -73,8 +74,12 @@ class Accumulator:
 
     # --- appending ------------------------------------------------------------------------------
 
-    def append(self, topic_id: int, data: bytes, size: int, record_type: int) -> Batch:
+    def append(self, topic_id: int, data: RecordValue, size: int, record_type: int) -> Batch:
         """Append one record of `size` TLV bytes (`len(data) + 5`) to its topic's batch.
+
+        `data` is bytes-like with `len()` counting bytes (`as_value`). When the append fails
+        (memory), the batch is left exactly as it was, and a batch opened for the record is
+        dropped again.
 
         Raises:
             ValueError: A record type outside 0x00-0xFE, a bad topic id, a record over 16 MiB.
@@ -95,8 +100,15 @@ class Accumulator:
             self.seal(batch)
             batch = self._open_batch(topic_id, size)
         buffer = batch.buffer
-        buffer += header
-        buffer += data
+        mark = len(buffer)
+        try:
+            buffer += header
+            buffer += data
+        except BaseException:
+            del buffer[mark:]
+            if not mark:  # opened for this record: an open batch always holds a record
+                self._drop(batch)
+            raise
         batch.count += 1
         self.buffered += size
         if len(buffer) >= self._batch_size:
@@ -123,8 +135,13 @@ class Accumulator:
         return batch
 
     def _new_batch(self, topic_id: int) -> Batch:
-        if type(topic_id) is not int or not 0 <= topic_id <= _U32_MAX:
-            raise ValueError(f"a topic id is an int in 0..2**32-1, not {topic_id!r}")
+        if type(topic_id) is not int or not 1 <= topic_id <= _U32_MAX:
+            if topic_id == 0:
+                raise ValueError(
+                    "topic id 0 names no topic (ids start at 1): the server would store the "
+                    "records where no consumer can read them"
+                )
+            raise ValueError(f"a topic id is an int in 1..2**32-1, not {topic_id!r}")
         self._next_batch_id += 1
         return Batch(
             self._next_batch_id, topic_id, self._shared.now() + self._config.delivery_timeout_s
@@ -137,6 +154,14 @@ class Accumulator:
         batch.timer = self._shared.running().call_later(self._linger_s, self._linger_expired, batch)
         self.open[topic_id] = batch
         return batch
+
+    def _drop(self, batch: Batch) -> None:
+        """Forget an open batch that holds no record (its id is given out again)."""
+        if batch.timer is not None:
+            batch.timer.cancel()
+        del self.open[batch.topic_id]
+        if batch.batch_id == self._next_batch_id:
+            self._next_batch_id -= 1
 
     # --- sealing --------------------------------------------------------------------------------
 
@@ -235,6 +260,31 @@ class Accumulator:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def as_value(data: object) -> RecordValue:
+    """Return `data` as a record value whose `len()` is its size in bytes.
+
+    `bytes` and `bytearray` are taken as they are; any other bytes-like object (a `memoryview`,
+    an `array.array`, an `mmap`) becomes a flat byte view of it (a copy when it is not
+    contiguous), so the record header counts bytes, not items.
+
+    Raises:
+        TypeError: `data` is not bytes-like (a `str`, an `int`, a list, None, ...).
+    """
+    if isinstance(data, bytes | bytearray):
+        return data
+    try:
+        # memoryview() takes any object and raises TypeError unless it exports a buffer
+        view = memoryview(cast("bytes", data))
+    except TypeError:
+        raise TypeError(
+            f"a record value is bytes-like (bytes, bytearray, memoryview), not "
+            f"{type(data).__name__}: encode text first, e.g. value.encode()"
+        ) from None
+    if not view.c_contiguous:
+        return view.tobytes()
+    return view if view.ndim == 1 and view.format in _BYTE_FORMATS else view.cast("B")
 
 
 def encode_chunks(

@@ -22,6 +22,7 @@ __all__ = [
     "Batch",
     "ProducerMetrics",
     "ProducerState",
+    "RecordValue",
     "SendAck",
     "SendCallback",
     "SendHandle",
@@ -46,6 +47,9 @@ class SendAck:
     topic_id: int
     offset_in_batch: int
 
+
+RecordValue = bytes | bytearray | memoryview
+"""A record's value: bytes-like, its `len()` counting bytes."""
 
 SendCallback = Callable[[SendAck | None, LanceError | None], None]
 """Called once per record: `(SendAck, None)` after the Ack, or `(None, error)`."""

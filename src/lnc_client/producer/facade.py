@@ -21,18 +21,18 @@ from lnc_client.errors import (
     LanceError,
     validate_topic_name,
 )
-from lnc_client.producer.accumulator import RAW, Accumulator, encode_chunks
+from lnc_client.producer.accumulator import RAW, Accumulator, as_value, encode_chunks
 from lnc_client.producer.batch import (
     Batch,
     ProducerMetrics,
     ProducerState,
+    RecordValue,
     SendAck,
     SendCallback,
     SendHandle,
     State,
     wait_settled,
 )
-from lnc_client.producer.topics import TopicCache
 from lnc_client.producer.window import Window
 from lnc_client.protocol.records import RECORD_HEADER_SIZE, TlvRecord
 
@@ -57,20 +57,13 @@ class Producer(AsyncLifecycle):
         self._shared = ProducerState()
         self._accumulator = Accumulator(config, self._shared, self._sealed)
         self._window = Window(
-            [*address_list(address), *config.seeds],
-            config,
-            self._shared,
-            self._accumulator,
-            on_topic_gone=self._forget_topic,
+            [*address_list(address), *config.seeds], config, self._shared, self._accumulator
         )
-        self._topics = TopicCache(self._window.manager)
+        self._topics = self._window.topics
         self._close_done: asyncio.Future[None] | None = None
 
     def _sealed(self, batch: Batch) -> None:
         self._window.enqueue(batch)
-
-    def _forget_topic(self, topic_id: int) -> None:
-        self._topics.forget_id(topic_id)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -194,7 +187,7 @@ class Producer(AsyncLifecycle):
     async def send_async(
         self,
         topic: int | str | None = None,
-        data: bytes = b"",
+        data: RecordValue = b"",
         *,
         topic_id: int | None = None,
         record_type: int = RAW,
@@ -217,6 +210,8 @@ class Producer(AsyncLifecycle):
             BackpressureError: The buffer stayed full (or is full under the RAISE policy).
             ConnectionError: The producer is closed, or lost its connection for good.
         """
+        if type(data) is not bytes:
+            data = as_value(data)
         chosen = topic_id if topic is None else (topic if topic_id is None else None)
         if type(chosen) is not int:
             chosen = await self._topics.topic_of(topic, topic_id)
@@ -229,7 +224,7 @@ class Producer(AsyncLifecycle):
     def send_nowait(
         self,
         topic: int | str | None = None,
-        data: bytes = b"",
+        data: RecordValue = b"",
         *,
         topic_id: int | None = None,
         record_type: int = RAW,
@@ -251,6 +246,8 @@ class Producer(AsyncLifecycle):
             BackpressureError: `buffer_memory` is full (whatever the policy).
             ValueError: A topic name that is not resolved yet.
         """
+        if type(data) is not bytes:
+            data = as_value(data)
         chosen = self._topics.cached(topic, topic_id)
         accumulator = self._accumulator
         size = len(data) + RECORD_HEADER_SIZE
@@ -268,7 +265,7 @@ class Producer(AsyncLifecycle):
     async def send_handle(
         self,
         topic: int | str | None = None,
-        data: bytes = b"",
+        data: RecordValue = b"",
         *,
         topic_id: int | None = None,
         record_type: int = RAW,
@@ -287,7 +284,7 @@ class Producer(AsyncLifecycle):
     async def send(
         self,
         topic: int | str | None = None,
-        data: bytes = b"",
+        data: RecordValue = b"",
         *,
         topic_id: int | None = None,
         record_type: int = RAW,
@@ -376,9 +373,11 @@ class Producer(AsyncLifecycle):
     # --- internals ----------------------------------------------------------------------------
 
     async def _append_watched(
-        self, topic: int | str | None, topic_id: int | None, data: bytes, record_type: int
+        self, topic: int | str | None, topic_id: int | None, data: RecordValue, record_type: int
     ) -> Batch:
         """Resolve the topic, wait for buffer room, append; the batch's outcome is watched."""
+        if type(data) is not bytes:
+            data = as_value(data)
         chosen = await self._topics.topic_of(topic, topic_id)
         accumulator = self._accumulator
         size = len(data) + RECORD_HEADER_SIZE

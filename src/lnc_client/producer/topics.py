@@ -1,8 +1,11 @@
 """The producer's topic names: resolved to ids once (ListTopics, optionally CreateTopic), cached.
 
-A send names its topic by id or by name. A name is resolved on its first use and cached; the
-window drops the cached names of a topic id when the server answers a batch with "Unknown topic"
-(the topic was deleted), so the next send by that name resolves it again.
+A send names its topic by id or by name. A name is resolved on its first use and cached. When
+the server answers a batch with "Unknown topic" (the topic was deleted), the window drops the
+cached names of that id (`forget_id`) and asks for the `successor`: the id that the topic's name
+has now, when the topic was created again under it. The batch then goes to that topic instead
+of failing, so the first send after a re-creation loses nothing (issue 9.10). A batch whose
+topic id was never resolved from a name has no successor and fails.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ class TopicCache:
     def __init__(self, manager: ConnectionManager) -> None:
         self._manager = manager
         self._ids: dict[str, int] = {}
+        self._gone: dict[int, str] = {}
 
     async def resolve(self, name: str, *, create: bool = False) -> int:
         """Return the id of the topic `name` (cached), optionally creating it.
@@ -84,7 +88,24 @@ class TopicCache:
 
     def forget_id(self, topic_id: int) -> None:
         """Drop the names cached for `topic_id` (the server no longer knows it)."""
-        self._ids = {name: id_ for name, id_ in self._ids.items() if id_ != topic_id}
+        for name in [name for name, id_ in self._ids.items() if id_ == topic_id]:
+            del self._ids[name]
+            self._gone[topic_id] = name
+
+    async def successor(self, topic_id: int) -> int | None:
+        """The id now named as the forgotten `topic_id` was; None without one.
+
+        Raises:
+            LanceError: The topics could not be listed.
+        """
+        name = self._gone.get(topic_id)
+        if name is None:
+            return None
+        try:
+            found = await self.resolve(name)
+        except TopicNotFoundError:
+            return None
+        return None if found == topic_id else found
 
 
 def _chosen(topic: int | str | None, topic_id: int | None) -> int | str:

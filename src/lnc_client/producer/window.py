@@ -10,6 +10,10 @@ retryable error or a lost connection puts the batch back to be resent with the *
 id** after a reconnect (or after a backoff, for a retryable error frame), until its
 `delivery_timeout_s` runs out; with `auto_reconnect=False` it fails instead.
 
+A batch refused with "Unknown topic" whose topic id was resolved from a name is *parked* while
+the name is resolved again (`TopicCache.successor`): when the topic was created again under that
+name, the batch is resent to the new id; otherwise it fails with the server's error.
+
 The *sender* task does only what may wait: reconnecting (backoff, seeds, auth, through the
 `ConnectionManager` the window owns), waiting until a peer that stopped reading accepts data
 again, holding sends after Backpressure frames, and housekeeping (an ack timeout resets the
@@ -22,7 +26,6 @@ import asyncio
 import bisect
 import builtins
 from collections import deque
-from collections.abc import Callable
 from typing import Final
 
 from lnc_client.config import Address, ProducerConfig
@@ -38,6 +41,7 @@ from lnc_client.producer.batch import (
     batch_id_of,
     delivery_timeout,
 )
+from lnc_client.producer.topics import TopicCache
 from lnc_client.reconnect import ConnectionManager
 
 __all__ = ["COUNTERS", "Window"]
@@ -70,13 +74,14 @@ class Window:
         shared: The producer's lifecycle state.
         accumulator: Where settled batches give their memory back and open batches are failed
             from.
-        on_topic_gone: Called with a topic id the server does not know (to drop cached names).
 
     Attributes:
         manager: The connections (also used for the producer's control requests).
+        topics: The topic names resolved over them.
         retry: Batches to resend, in batch-id order.
         ready: Sealed batches waiting for a window slot.
         in_flight: Batches sent and not settled, by batch id, oldest first.
+        parked: Batches whose topic is gone, waiting for its name to be resolved again.
         counts: The counters named in `COUNTERS`.
     """
 
@@ -86,13 +91,10 @@ class Window:
         config: ProducerConfig,
         shared: ProducerState,
         accumulator: Accumulator,
-        *,
-        on_topic_gone: Callable[[int], None],
     ) -> None:
         self._config = config
         self._shared = shared
         self._accumulator = accumulator
-        self._on_topic_gone = on_topic_gone
         self.manager = ConnectionManager(
             addresses,
             config.connection_options(),
@@ -100,10 +102,13 @@ class Window:
             auto_reconnect=config.auto_reconnect,
             on_backpressure=self._on_backpressure_frame,
         )
+        self.topics = TopicCache(self.manager)
         self._max_pending = config.max_pending_acks
         self.retry: list[Batch] = []
         self.ready: deque[Batch] = deque()
         self.in_flight: dict[int, Batch] = {}
+        self.parked: list[Batch] = []
+        self._reroutes: set[asyncio.Task[None]] = set()
         self._conn: Connection | None = None
         self._on_done: IngestCallback | None = None
         self._wake = asyncio.Event()
@@ -126,11 +131,12 @@ class Window:
         self._sender = loop.create_task(self._run_sender(), name="lnc-producer-sender")
 
     async def stop(self) -> None:
-        """Stop the sender task and close the connection."""
-        sender, self._sender = self._sender, None
-        if sender is not None:
-            sender.cancel()
-            await asyncio.gather(sender, return_exceptions=True)
+        """Stop the sender task (and re-resolutions) and close the connection."""
+        tasks = [*self._reroutes, *([self._sender] if self._sender is not None else [])]
+        self._sender = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.manager.close()
 
     # --- queueing and settling ------------------------------------------------------------------
@@ -141,8 +147,8 @@ class Window:
         self.pump()
 
     def pending(self) -> list[Batch]:
-        """The batches sealed and not settled: to resend, queued, in flight."""
-        return [*self.retry, *self.ready, *self.in_flight.values()]
+        """The batches sealed and not settled: to resend, queued, in flight, parked."""
+        return [*self.retry, *self.ready, *self.in_flight.values(), *self.parked]
 
     async def settle_all(self, timeout: float) -> None:
         """Wait until every batch sealed so far has settled; raise the first failure.
@@ -251,22 +257,46 @@ class Window:
         self.pump()
 
     def _errored(self, batch: Batch, error: LanceError) -> None:
+        retry = self._shared.state is not State.CLOSED and self._shared.now() < batch.deadline
         if isinstance(error, TopicNotFoundError):
-            self._on_topic_gone(batch.topic_id)
-        if (
-            error.retryable
-            and self._config.auto_reconnect
-            and self._shared.state is not State.CLOSED
-            and self._shared.now() < batch.deadline
-        ):
-            batch.attempts += 1
-            self.counts["retries"] += 1
-            bisect.insort(self.retry, batch, key=batch_id_of)
+            self.topics.forget_id(batch.topic_id)
+            if retry:
+                self._park(batch, error)
+                return
+        if error.retryable and self._config.auto_reconnect and retry:
+            self._requeue(batch)
             if batch.conn is not None and batch.conn.is_open:
                 self._hold(self._config.reconnect.delay_for_attempt(batch.attempts - 1))
             self._wake.set()
             return
         self._fail(batch, error)
+        self.pump()
+
+    def _requeue(self, batch: Batch) -> None:
+        batch.attempts += 1
+        self.counts["retries"] += 1
+        bisect.insort(self.retry, batch, key=batch_id_of)
+
+    def _park(self, batch: Batch, error: LanceError) -> None:
+        self.parked.append(batch)
+        task = self._shared.running().create_task(self._reroute(batch, error))
+        self._reroutes.add(task)
+        task.add_done_callback(self._reroutes.discard)
+
+    async def _reroute(self, batch: Batch, error: LanceError) -> None:
+        """Send a parked batch to its topic's successor, or fail it with the server's error."""
+        try:
+            successor = await self.topics.successor(batch.topic_id)
+        except LanceError:
+            successor = None
+        if batch not in self.parked:  # failed meanwhile (the producer closed)
+            return
+        self.parked.remove(batch)
+        if successor is None:
+            self._fail(batch, error)
+        else:
+            batch.topic_id = successor
+            self._requeue(batch)
         self.pump()
 
     def _fail(self, batch: Batch, error: LanceError) -> None:
@@ -289,7 +319,7 @@ class Window:
         """Stop taking records and fail every batch, open to in flight, with `error`."""
         self._shared.accepting = False
         batches = [*self._accumulator.drop_open(), *self.pending()]
-        self.retry, self.ready = [], deque()
+        self.retry, self.ready, self.parked = [], deque(), []
         self.in_flight.clear()
         for batch in sorted(batches, key=batch_id_of):
             self._fail(batch, error)

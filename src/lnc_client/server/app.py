@@ -22,10 +22,17 @@ import time
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Final, TypedDict, TypeVar, Unpack
+from typing import Final, TypedDict, TypeVar, Unpack, cast
 
 from lnc_client.server.commands import Commands, ServerState
-from lnc_client.server.config import AuthConfig, ConfigError, FaultConfig, ServerConfig, TlsConfig
+from lnc_client.server.config import (
+    AuthConfig,
+    ConfigError,
+    FaultConfig,
+    ServerConfig,
+    ServerConfigChanges,
+    TlsConfig,
+)
 from lnc_client.server.session import Session
 from lnc_client.server.storage.retention import apply_retention
 from lnc_client.server.storage.topics import TopicRegistry
@@ -73,9 +80,10 @@ def _build_config(
         if data_dir is None:
             raise TypeError("LanceServer needs data_dir or config")
         config = ServerConfig(data_dir=Path(data_dir))
-    changes: dict[str, object] = {
-        key: value for key, value in options.items() if key != "auth_tokens" and value is not None
-    }
+    given = {key: value for key, value in options.items() if value is not None}
+    given.pop("auth_tokens", None)
+    # the other ServerOptions keys are ServerConfig fields of the same types (tested)
+    changes = cast("ServerConfigChanges", given)
     if data_dir is not None:
         changes["data_dir"] = Path(data_dir)
     tokens = options.get("auth_tokens")

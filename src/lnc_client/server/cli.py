@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from lnc_client.protocol.frame import DEFAULT_PORT
 from lnc_client.server.app import LanceServer
@@ -26,8 +27,10 @@ from lnc_client.server.config import (
     ConfigError,
     FaultConfig,
     ServerConfig,
+    ServerConfigChanges,
     TlsConfig,
     load_config,
+    new_config,
 )
 
 __all__ = ["AUTH_TOKEN_ENV", "add_serve_parser", "build_config", "main", "run_serve"]
@@ -95,7 +98,6 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     Raises:
         ConfigError: The file or a value is invalid.
     """
-    overrides: dict[str, object] = {}
     direct = {
         "data_dir": args.data_dir,
         "host": args.host,
@@ -105,7 +107,10 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         "retention_interval_secs": args.retention_interval_secs,
         "idle_timeout_secs": args.idle_timeout_secs,
     }
-    overrides |= {key: value for key, value in direct.items() if value is not None}
+    # argparse parsed each flag to its field's type (type=Path/int/float above)
+    overrides = cast(
+        "ServerConfigChanges", {key: value for key, value in direct.items() if value is not None}
+    )
     if args.auth_token:
         print(
             "lnc serve: warning: --auth-token is visible to every local user (ps, /proc); "
@@ -135,11 +140,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         overrides["faults"] = faults
     if args.config is not None:
         return load_config(args.config, **overrides)
-    overrides.setdefault("data_dir", Path("data"))
-    try:
-        return ServerConfig(**overrides)  # type: ignore[arg-type]
-    except TypeError as error:
-        raise ConfigError(str(error)) from error
+    return new_config(overrides)
 
 
 async def _serve(config: ServerConfig) -> None:

@@ -18,7 +18,7 @@ import logging
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Final
+from typing import Final, TypedDict, Unpack, cast
 
 from lnc_client.protocol.control import FETCH_RESPONSE_HEADER_SIZE
 from lnc_client.protocol.frame import DEFAULT_PORT, HEADER_SIZE, MAX_PAYLOAD_SIZE
@@ -29,6 +29,7 @@ __all__ = [
     "ConfigError",
     "FaultConfig",
     "ServerConfig",
+    "ServerConfigChanges",
     "TlsConfig",
     "load_config",
 ]
@@ -292,9 +293,37 @@ class ServerConfig:
         if self.tls.require_client_cert and self.tls.ca_path is None:
             raise ConfigError("require_client_cert needs ca_path")
 
-    def with_changes(self, **changes: object) -> ServerConfig:
+    def with_changes(self, **changes: Unpack[ServerConfigChanges]) -> ServerConfig:
         """Return a copy with some fields replaced (`dataclasses.replace`)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)
+
+
+class ServerConfigChanges(TypedDict, total=False):
+    """`ServerConfig` fields by name, each optional: what `with_changes` and `load_config` take.
+
+    Each key is the `ServerConfig` attribute of the same name and type.
+    """
+
+    data_dir: Path
+    host: str
+    port: int
+    segment_max_bytes: int
+    max_payload_size: int
+    retention_interval_secs: float
+    idle_timeout_secs: float
+    fetch_window_cap: int
+    inflight_bytes_per_connection: int
+    writer_queue_max_bytes: int
+    read_buffer_bytes: int
+    write_buffer_high_bytes: int
+    max_consumer_offsets: int
+    max_connections: int
+    frame_timeout_secs: float
+    max_buffered_bytes_total: int
+    max_unauthenticated_payload: int
+    auth: AuthConfig
+    tls: TlsConfig
+    faults: FaultConfig
 
 
 def _table(doc: dict[str, object], key: str) -> dict[str, object]:
@@ -345,7 +374,7 @@ def _check_keys(doc: dict[str, object]) -> None:
                 raise ConfigError(f"unknown config key {where}{key}")
 
 
-def load_config(path: Path, **overrides: object) -> ServerConfig:
+def load_config(path: Path, **overrides: Unpack[ServerConfigChanges]) -> ServerConfig:
     """Build a `ServerConfig` from a TOML file, then apply keyword overrides.
 
     Args:
@@ -389,20 +418,29 @@ def load_config(path: Path, **overrides: object) -> ServerConfig:
         tokens = _typed(auth, "tokens", list, "auth.")
         assert isinstance(tokens, list)
         auth_values["tokens"] = tuple(str(t) for t in tokens)
-    values["auth"] = AuthConfig(**_paths(auth_values))  # type: ignore[arg-type]
+    values["auth"] = AuthConfig(**_paths(auth_values))  # type: ignore[arg-type]  # _pick checked
     tls = _table(doc, "tls")
     tls_values = _pick(
         tls, {"enabled": "enabled", "require_client_cert": "require_client_cert"}, bool, "tls."
     )
     tls_values |= _pick(tls, {k: k for k in ("cert_path", "key_path", "ca_path")}, str, "tls.")
-    values["tls"] = TlsConfig(**_paths(tls_values))  # type: ignore[arg-type]
+    values["tls"] = TlsConfig(**_paths(tls_values))  # type: ignore[arg-type]  # _pick checked
     fault_names = {k: k for k in _FAULT_KEYS}
     fault_values = _pick(_table(doc, "faults"), fault_names, (int, float), "faults.")
     fault_values |= _pick(_table(doc, "faults"), {"disk_full": "disk_full"}, bool, "faults.")
-    values["faults"] = FaultConfig(**fault_values)  # type: ignore[arg-type]
-    values |= overrides
-    values.setdefault("data_dir", Path("data"))
+    values["faults"] = FaultConfig(**fault_values)  # type: ignore[arg-type]  # _pick checked
+    # every key is a ServerConfig field and every value was type-checked by _pick/_typed above
+    changes: ServerConfigChanges = {**cast("ServerConfigChanges", values), **overrides}
+    return new_config(changes)
+
+
+def new_config(changes: ServerConfigChanges) -> ServerConfig:
+    """A `ServerConfig` from field values (`data_dir` defaults to `./data`).
+
+    Raises:
+        ConfigError: A key that is not a field (from a caller that is not type-checked).
+    """
     try:
-        return ServerConfig(**values)  # type: ignore[arg-type]
+        return ServerConfig(data_dir=Path("data")).with_changes(**changes)
     except TypeError as error:
         raise ConfigError(str(error)) from error
