@@ -13,7 +13,9 @@ from lnc_client.server import ServerThread
 from .conftest import Lnc, lnc_process
 
 
-def test_ingest_lines_batches_raw_payloads_like_the_rust_cli(lnc: Lnc, tmp_path: Path) -> None:
+def test_ingest_lines_batches_raw_payloads_like_the_rust_cli(
+    lnc: Lnc, tmp_path: Path, server: ServerThread
+) -> None:
     lnc("create-topic", "-n", "raw")
     source = tmp_path / "in.txt"
     source.write_bytes(b"a\r\nb\n\nc\nd\ne")
@@ -22,7 +24,8 @@ def test_ingest_lines_batches_raw_payloads_like_the_rust_cli(lnc: Lnc, tmp_path:
     window = lnc("fetch", "-t", "raw", "-m", "100")
     assert "Bytes returned: 7\nNext offset: 7\n" in window.out
     assert window.out.endswith("Data (UTF-8 lossy):\na\nbc\nde\n")  # 3 payloads: a\nb, c\nd, e
-    whole = lnc("ingest", "-t", "raw", stdin=b"\x00\x01binary")
+    seeds = f"127.0.0.1:1,{server.address}"
+    whole = lnc("ingest", "-t", "raw", "-s", seeds, stdin=b"\x00\x01binary")
     assert "  Records:     1\n  Bytes:       8 bytes\n" in whole.out
     empty = lnc("ingest", "-t", "raw", "-f", "-")
     assert "  Records:     0\n" in empty.out

@@ -41,7 +41,7 @@ from lnc_client.cli.common import (
 from lnc_client.config import SeekPosition, StartPosition
 from lnc_client.connection import Connection
 from lnc_client.consumer import StandaloneConsumer
-from lnc_client.errors import LanceError, ServerCatchingUpError
+from lnc_client.errors import ConnectionError, LanceError, ServerCatchingUpError, TimeoutError
 from lnc_client.producer import Producer
 from lnc_client.protocol.records import RecordType, TlvRecord
 
@@ -365,6 +365,16 @@ async def _send_raw(
         raise error
 
 
+async def _open_first(where: Endpoint) -> Connection:
+    """One connection to the first address that answers (the seeds in turn)."""
+    options = where.client_config().connection_options()
+    *others, last = (where.address, *where.seeds)
+    for address in others:
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            return await Connection.open(address, options)
+    return await Connection.open(last, options)
+
+
 async def _ingest(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise CliError("need --batch-size >= 1")
@@ -376,7 +386,7 @@ async def _ingest(args: argparse.Namespace) -> int:
     stream = _open_input(args.file)
     records = total = 0
     started = time.perf_counter()
-    conn = await Connection.open(where.address, where.client_config().connection_options())
+    conn = await _open_first(where)
     try:
         with stream:
             if args.lines:
