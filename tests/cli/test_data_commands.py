@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 from lnc_client.cli.common import hexdump
 from lnc_client.server import ServerThread
 
-from .conftest import Lnc, lnc_process
+from .conftest import LNC, Lnc, lnc_process
 
 
 def test_ingest_lines_batches_raw_payloads_like_the_rust_cli(
@@ -134,3 +136,15 @@ def test_consume_windows_follow(server: ServerThread, lnc: Lnc) -> None:
     writer.join()
     assert follow.code == 0, follow.err
     assert "--- Fetch 1 (offset: 7, bytes: 7, records: 1) ---\narrived\n" in follow.out
+
+
+def test_a_closed_pipe_ends_quietly(server: ServerThread, lnc: Lnc) -> None:
+    lnc("create-topic", "-n", "big")
+    lnc("ingest", "-t", "big", stdin=b"y" * 60_000)
+    command = f"{shlex.join(LNC)} fetch -s {server.address} -t big --hex | head -c 20"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, timeout=60, check=False
+    )
+    assert done.stdout == b"Fetching from topic "
+    assert done.stderr == b""
+    assert done.returncode == 141
