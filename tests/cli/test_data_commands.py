@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from lnc_client.cli.common import hexdump
-from lnc_client.server import ServerThread
+from lnc_client.server import FaultConfig, ServerThread
 
 from .conftest import LNC, Lnc, lnc_process
 
@@ -148,3 +148,12 @@ def test_a_closed_pipe_ends_quietly(server: ServerThread, lnc: Lnc) -> None:
     assert done.stdout == b"Fetching from topic "
     assert done.stderr == b""
     assert done.returncode == 141
+
+
+def test_ingest_without_an_ack_in_time_fails_in_one_line(tmp_path: Path, lnc: Lnc) -> None:
+    slow = FaultConfig(ack_delay_ms=700)
+    with ServerThread(tmp_path / "slow", port=0, faults=slow) as server:
+        lnc("create-topic", "-s", server.address, "-n", "t")
+        late = lnc("ingest", "-s", server.address, "-t", "t", "--timeout", "0.2", stdin=b"x")
+    assert late.code == 1
+    assert late.err == "Error: no Ack for batch 1 within 0.2 s\n"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import builtins
 import contextlib
 import json
 import sys
@@ -360,7 +361,11 @@ async def _send_raw(
             done.set_result(error)
 
     conn.send_ingest(topic_id, payload, batch_id=batch_id, record_count=count, on_done=settle)
-    error = await asyncio.wait_for(done, conn.options.request_timeout_s)
+    try:
+        error = await asyncio.wait_for(done, conn.options.request_timeout_s)
+    except builtins.TimeoutError:
+        timeout = conn.options.request_timeout_s
+        raise TimeoutError(f"no Ack for batch {batch_id} within {timeout:g} s") from None
     if error is not None:
         raise error
 
