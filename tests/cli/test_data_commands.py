@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 from lnc_client.cli.common import hexdump
-from lnc_client.server import ServerThread
+from lnc_client.server import FaultConfig, ServerThread
 
-from .conftest import Lnc, lnc_process
+from .conftest import LNC, Lnc, lnc_process
 
 
-def test_ingest_lines_batches_raw_payloads_like_the_rust_cli(lnc: Lnc, tmp_path: Path) -> None:
+def test_ingest_lines_batches_raw_payloads_like_the_rust_cli(
+    lnc: Lnc, tmp_path: Path, server: ServerThread
+) -> None:
     lnc("create-topic", "-n", "raw")
     source = tmp_path / "in.txt"
     source.write_bytes(b"a\r\nb\n\nc\nd\ne")
@@ -22,7 +26,8 @@ def test_ingest_lines_batches_raw_payloads_like_the_rust_cli(lnc: Lnc, tmp_path:
     window = lnc("fetch", "-t", "raw", "-m", "100")
     assert "Bytes returned: 7\nNext offset: 7\n" in window.out
     assert window.out.endswith("Data (UTF-8 lossy):\na\nbc\nde\n")  # 3 payloads: a\nb, c\nd, e
-    whole = lnc("ingest", "-t", "raw", stdin=b"\x00\x01binary")
+    seeds = f"127.0.0.1:1,{server.address}"
+    whole = lnc("ingest", "-t", "raw", "-s", seeds, stdin=b"\x00\x01binary")
     assert "  Records:     1\n  Bytes:       8 bytes\n" in whole.out
     empty = lnc("ingest", "-t", "raw", "-f", "-")
     assert "  Records:     0\n" in empty.out
@@ -131,3 +136,24 @@ def test_consume_windows_follow(server: ServerThread, lnc: Lnc) -> None:
     writer.join()
     assert follow.code == 0, follow.err
     assert "--- Fetch 1 (offset: 7, bytes: 7, records: 1) ---\narrived\n" in follow.out
+
+
+def test_a_closed_pipe_ends_quietly(server: ServerThread, lnc: Lnc) -> None:
+    lnc("create-topic", "-n", "big")
+    lnc("ingest", "-t", "big", stdin=b"y" * 60_000)
+    command = f"{shlex.join(LNC)} fetch -s {server.address} -t big --hex | head -c 20"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, timeout=60, check=False
+    )
+    assert done.stdout == b"Fetching from topic "
+    assert done.stderr == b""
+    assert done.returncode == 141
+
+
+def test_ingest_without_an_ack_in_time_fails_in_one_line(tmp_path: Path, lnc: Lnc) -> None:
+    slow = FaultConfig(ack_delay_ms=700)
+    with ServerThread(tmp_path / "slow", port=0, faults=slow) as server:
+        lnc("create-topic", "-s", server.address, "-n", "t")
+        late = lnc("ingest", "-s", server.address, "-t", "t", "--timeout", "0.2", stdin=b"x")
+    assert late.code == 1
+    assert late.err == "Error: no Ack for batch 1 within 0.2 s\n"

@@ -5,7 +5,8 @@ The script uses the Rust CLI's commands and flags only. It runs through subproce
 times, durations and the server address are masked, must be exactly the text below, which is
 what the Rust binary printed against `lnc serve`. With `LNC_TEST_RUST_CLI=/path/to/lnc` the
 Rust binary runs the same script against another fresh server and the two outputs must match,
-and each binary must read what the other wrote.
+and each binary must read what the other wrote. With `LNC_TEST_LANCE_BIN=/path/to/lance` our
+CLI also runs the script against the real Lance server, with the same output.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from lnc_client.server import ServerThread
 
+from ..real_lance import RealNode, lance_bin
 from .conftest import LNC
 
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -139,24 +141,39 @@ def _mask(text: str, server: str) -> str:
     return re.sub(r"Throughput:  .*", "Throughput:  T", text)
 
 
+def _run(lnc: str, server: str, work: Path) -> str:
+    done = subprocess.run(
+        ["bash", "-c", SCRIPT],
+        env={**os.environ, "LNC": lnc, "SERVER": server, "WORK": str(work)},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return _mask(done.stdout.decode(), server)
+
+
 def run_script(lnc: str, tmp_path: Path, name: str) -> str:
     """Run SCRIPT with `lnc` as the command against a fresh server; return masked stdout."""
     work = tmp_path / name
     work.mkdir()
     with ServerThread(work / "data", port=0) as server:
-        done = subprocess.run(
-            ["bash", "-c", SCRIPT],
-            env={**os.environ, "LNC": lnc, "SERVER": server.address, "WORK": str(work)},
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr.decode()
-        return _mask(done.stdout.decode(), server.address)
+        return _run(lnc, server.address, work)
 
 
 def test_rust_cli_script_runs_unchanged_against_ours(tmp_path: Path) -> None:
     assert run_script(shlex.join(LNC), tmp_path, "ours") == EXPECTED
+
+
+@pytest.mark.real_lance
+def test_the_script_gives_the_same_output_against_the_real_server(tmp_path: Path) -> None:
+    binary = lance_bin()
+    assert binary is not None
+    node = RealNode(binary, tmp_path / "lance").start()
+    try:
+        assert _run(shlex.join(LNC), node.address, tmp_path) == EXPECTED
+    finally:
+        node.stop()
 
 
 RUST_CLI = os.environ.get("LNC_TEST_RUST_CLI")

@@ -9,19 +9,21 @@ and is a thin layer over the library: `admin` (topics, retention, cluster status
 returning an exit status, or a coroutine that `main` runs.
 
 Errors: `main` prints one line, `Error: <what went wrong>` (the Rust CLI's form), on stderr and
-returns 1; a usage error prints one line and returns 2; Ctrl-C returns 130. No traceback.
+returns 1; a usage error prints one line and returns 2; Ctrl-C returns 130. No traceback, even
+for an unexpected error, unless `$LNC_DEBUG` is set.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import ssl
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import NoReturn, cast
+from typing import Final, NoReturn, cast
 
 from lnc_client import __version__
 from lnc_client.cli.admin import add_admin_parsers
@@ -34,6 +36,9 @@ from lnc_client.errors import LanceError
 from lnc_client.server.cli import add_serve_parser, run_serve
 
 __all__ = ["build_parser", "main"]
+
+ENV_DEBUG: Final = "LNC_DEBUG"
+"""Set to show the traceback of an unexpected error (a bug) instead of one line."""
 
 Handler = Callable[[argparse.Namespace], int | Coroutine[object, object, int]]
 
@@ -84,12 +89,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except BrokenPipeError:  # the reader went away (`lnc consume ... | head`): quietly
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except (CliError, LanceError, OSError, ValueError, ssl.SSLError, TimeoutError) as error:
         sys.stdout.flush()
         print(f"Error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except Exception as error:  # a bug: still one line, unless LNC_DEBUG asks for the traceback
+        if os.environ.get(ENV_DEBUG):
+            raise
+        sys.stdout.flush()
+        print(
+            f"Error: unexpected {type(error).__name__}: {_one_line(error)} "
+            f"(set {ENV_DEBUG}=1 for a traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

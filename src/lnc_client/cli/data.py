@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import builtins
 import contextlib
 import json
 import sys
@@ -41,7 +42,7 @@ from lnc_client.cli.common import (
 from lnc_client.config import SeekPosition, StartPosition
 from lnc_client.connection import Connection
 from lnc_client.consumer import StandaloneConsumer
-from lnc_client.errors import LanceError, ServerCatchingUpError
+from lnc_client.errors import ConnectionError, LanceError, ServerCatchingUpError, TimeoutError
 from lnc_client.producer import Producer
 from lnc_client.protocol.records import RecordType, TlvRecord
 
@@ -360,9 +361,23 @@ async def _send_raw(
             done.set_result(error)
 
     conn.send_ingest(topic_id, payload, batch_id=batch_id, record_count=count, on_done=settle)
-    error = await asyncio.wait_for(done, conn.options.request_timeout_s)
+    try:
+        error = await asyncio.wait_for(done, conn.options.request_timeout_s)
+    except builtins.TimeoutError:
+        timeout = conn.options.request_timeout_s
+        raise TimeoutError(f"no Ack for batch {batch_id} within {timeout:g} s") from None
     if error is not None:
         raise error
+
+
+async def _open_first(where: Endpoint) -> Connection:
+    """One connection to the first address that answers (the seeds in turn)."""
+    options = where.client_config().connection_options()
+    *others, last = (where.address, *where.seeds)
+    for address in others:
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            return await Connection.open(address, options)
+    return await Connection.open(last, options)
 
 
 async def _ingest(args: argparse.Namespace) -> int:
@@ -376,7 +391,7 @@ async def _ingest(args: argparse.Namespace) -> int:
     stream = _open_input(args.file)
     records = total = 0
     started = time.perf_counter()
-    conn = await Connection.open(where.address, where.client_config().connection_options())
+    conn = await _open_first(where)
     try:
         with stream:
             if args.lines:
