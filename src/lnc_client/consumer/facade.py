@@ -21,8 +21,10 @@ from lnc_client.connection import Connection
 from lnc_client.consumer.commits import Committer
 from lnc_client.consumer.fetcher import Fetcher
 from lnc_client.consumer.result import PollResult, consumer_id_for
+from lnc_client.discovery import ClusterClient
 from lnc_client.errors import ConnectionError, LanceError, TimeoutError, TopicNotFoundError
 from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
+from lnc_client.pool import ConnectionPool
 from lnc_client.protocol.control import TAIL_OFFSET
 from lnc_client.protocol.records import TlvRecord
 from lnc_client.reconnect import ConnectionManager
@@ -44,6 +46,8 @@ class StandaloneConsumer(AsyncLifecycle):
         offset_store: Where offsets are committed. Default: a `FileOffsetStore` under
             `config.offset_dir` when it is set, else a `MemoryOffsetStore`.
         on_commit: Called with the offset after every successful commit (manual or auto).
+        pool: Borrow the connection from this `ConnectionPool` (or `ClusterClient`, whose
+            discovery then ranks the seeds) and give it back on close.
 
     Raises:
         ValueError: The config names no topic.
@@ -56,6 +60,7 @@ class StandaloneConsumer(AsyncLifecycle):
         offset_store: OffsetStore | None = None,
         *,
         on_commit: Callable[[int], None] | None = None,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
         if not config.topic_id and not config.topic_name:
             raise ValueError("StandaloneConfig needs a topic_id or a topic_name")
@@ -66,6 +71,7 @@ class StandaloneConsumer(AsyncLifecycle):
             config.reconnect,
             auto_reconnect=config.auto_reconnect,
             on_connect=self._on_connect,
+            pool=pool,
         )
         if offset_store is None:
             offset_store = (
@@ -93,6 +99,7 @@ class StandaloneConsumer(AsyncLifecycle):
         offset_store: OffsetStore | None = None,
         *,
         on_commit: Callable[[int], None] | None = None,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> StandaloneConsumer:
         """Create a consumer and `start()` it (the arguments are those of the class).
 
@@ -103,7 +110,7 @@ class StandaloneConsumer(AsyncLifecycle):
             TopicNotFoundError: The topic does not exist.
             ValueError: A stored offset is unreadable, or the file store got no consumer name.
         """
-        consumer = cls(address, config, offset_store, on_commit=on_commit)
+        consumer = cls(address, config, offset_store, on_commit=on_commit, pool=pool)
         return await consumer.start()
 
     async def start(self) -> Self:

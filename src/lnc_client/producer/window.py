@@ -27,7 +27,9 @@ from typing import Final
 
 from lnc_client.config import Address, ProducerConfig
 from lnc_client.connection import Connection, IngestCallback, copy_error
+from lnc_client.discovery import ClusterClient
 from lnc_client.errors import ConnectionError, LanceError, TimeoutError, TopicNotFoundError
+from lnc_client.pool import ConnectionPool
 from lnc_client.producer.accumulator import Accumulator
 from lnc_client.producer.batch import (
     Batch,
@@ -88,6 +90,7 @@ class Window:
         accumulator: Accumulator,
         *,
         on_topic_gone: Callable[[int], None],
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
         self._config = config
         self._shared = shared
@@ -99,6 +102,7 @@ class Window:
             config.reconnect,
             auto_reconnect=config.auto_reconnect,
             on_backpressure=self._on_backpressure_frame,
+            pool=pool,
         )
         self._max_pending = config.max_pending_acks
         self.retry: list[Batch] = []
