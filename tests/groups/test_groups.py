@@ -21,6 +21,7 @@ from lnc_client.groups import (
     WorkerConfig,
 )
 from lnc_client.offsets import FileOffsetStore
+from lnc_client.pool import ConnectionPool, PoolConfig
 
 from .conftest import Consumed, GroupEnv, python_worker, wait_for
 
@@ -200,3 +201,26 @@ async def test_killed_worker_mid_batch_loses_nothing(group_env: GroupEnv) -> Non
     assert moved_after <= SESSION + 1.0 + 2 * BEAT
     assert dead.records(topics[0]) == [f"r{i}" for i in range(5)]
     assert [v for _, t, v in seen if t == topics[0]] == ["r5", "r6", "stall", "r7"]
+
+
+async def test_rebalances_reuse_pooled_connections(group_env: GroupEnv) -> None:
+    topics = group_env.topics[:2]
+    async with ConnectionPool(PoolConfig(health_check_interval_s=0)) as pool:
+        async with GroupCoordinator(None, group(topics)) as coordinator:
+            address = coordinator.join_address
+            a = await GroupedConsumer.join(
+                group_env.address, address, worker_config("a"), pool=pool
+            )
+            b = await GroupedConsumer.join(
+                group_env.address, address, worker_config("b"), pool=pool
+            )
+            await wait_for(lambda: a.generation == 2)
+            assert await a.next_batch(topics[0], timeout=0) is None
+            assert pool.stats.connections_created == 3
+            await b.leave()
+            await wait_for(lambda: a.assignments == tuple(topics))
+            assert await a.next_batch(topics[1], timeout=0) is None
+            stats = pool.stats
+            assert (stats.connections_created, stats.acquire_attempts) == (3, 4)
+            await a.leave()
+        assert pool.stats.active_connections == 0
