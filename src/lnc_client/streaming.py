@@ -28,7 +28,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from lnc_client.config import Address, StandaloneConfig
 from lnc_client.consumer import PollResult, StandaloneConsumer
+from lnc_client.discovery import ClusterClient
 from lnc_client.offsets import OffsetStore
+from lnc_client.pool import ConnectionPool
 from lnc_client.protocol.records import TlvRecord
 
 __all__ = ["StreamingConsumer"]
@@ -47,6 +49,7 @@ class StreamingConsumer(StandaloneConsumer):
         offset_store: Also keep offsets here (it wins over the server's at start); default:
             a `FileOffsetStore` under `config.offset_dir`, else none (the server's only).
         on_commit: Called with the offset after every commit.
+        pool: Borrow the connection from this `ConnectionPool` or `ClusterClient`.
 
     Raises:
         ValueError: No consumer name, or no topic.
@@ -59,6 +62,7 @@ class StreamingConsumer(StandaloneConsumer):
         offset_store: OffsetStore | None = None,
         *,
         on_commit: Callable[[int], None] | None = None,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
         if not config.consumer_name:
             raise ValueError("a StreamingConsumer needs a consumer_name (its group)")
@@ -67,6 +71,7 @@ class StreamingConsumer(StandaloneConsumer):
             dataclasses.replace(config, server_side_offsets=True),
             offset_store,
             on_commit=on_commit,
+            pool=pool,
         )
         self._pending: tuple[object, PollResult, int] | None = None
 

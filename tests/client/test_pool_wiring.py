@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lnc_client import LanceClient, Producer, StandaloneConfig, StandaloneConsumer
+from lnc_client import (
+    LanceClient,
+    Producer,
+    StandaloneConfig,
+    StandaloneConsumer,
+    StreamingConsumer,
+)
 from lnc_client.config import ConnectionOptions
 from lnc_client.discovery import ClusterClient
 from lnc_client.pool import ConnectionPool, PoolConfig
@@ -63,3 +69,13 @@ async def test_cluster_client_ranking_decides_where_clients_connect(
             current = client._manager.current
             assert current is not None
             assert str(current.address) == events_server.address
+
+
+async def test_streaming_consumer_on_a_pool(events_server: LanceServer) -> None:
+    async with ConnectionPool(CONFIG) as pool:
+        async with Producer(events_server.address, pool=pool) as producer:
+            await producer.send_batch("events", [b"s"])
+        config = StandaloneConfig("grp", topic_name="events")
+        async with StreamingConsumer(events_server.address, config, pool=pool) as consumer:
+            assert [r.value async for r in consumer.records(limit=1)] == [b"s"]
+        assert pool.stats.connections_created == 1
