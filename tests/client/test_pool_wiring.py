@@ -14,7 +14,8 @@ from lnc_client import (
 from lnc_client.config import ConnectionOptions
 from lnc_client.discovery import ClusterClient
 from lnc_client.pool import ConnectionPool, PoolConfig
-from lnc_client.server import LanceServer
+
+from .conftest import ServerUnderTest, start_server
 
 CONFIG = PoolConfig(
     health_check_interval_s=0,
@@ -22,7 +23,7 @@ CONFIG = PoolConfig(
 )
 
 
-async def test_clients_borrow_and_give_back_one_connection(events_server: LanceServer) -> None:
+async def test_clients_borrow_and_give_back_one_connection(events_server: ServerUnderTest) -> None:
     address = events_server.address
     async with ConnectionPool(CONFIG) as pool:
         async with Producer(address, pool=pool) as producer:
@@ -41,7 +42,7 @@ async def test_clients_borrow_and_give_back_one_connection(events_server: LanceS
         assert stats.active_connections == 0
 
 
-async def test_a_lost_pooled_connection_is_replaced(events_server: LanceServer) -> None:
+async def test_a_lost_pooled_connection_is_replaced(events_server: ServerUnderTest) -> None:
     async with ConnectionPool(CONFIG) as pool, LanceClient(events_server.address, pool=pool) as c:
         await c.list_topics()
         lent = pool.stats
@@ -55,9 +56,9 @@ async def test_a_lost_pooled_connection_is_replaced(events_server: LanceServer) 
 
 
 async def test_cluster_client_ranking_decides_where_clients_connect(
-    events_server: LanceServer, tmp_path: Path
+    events_server: ServerUnderTest, tmp_path: Path
 ) -> None:
-    dead = LanceServer(tmp_path / "dead", port=0)
+    dead = start_server(tmp_path / "dead")
     await dead.start()
     dead_address = dead.address
     await dead.stop()
@@ -71,7 +72,7 @@ async def test_cluster_client_ranking_decides_where_clients_connect(
             assert str(current.address) == events_server.address
 
 
-async def test_streaming_consumer_on_a_pool(events_server: LanceServer) -> None:
+async def test_streaming_consumer_on_a_pool(events_server: ServerUnderTest) -> None:
     async with ConnectionPool(CONFIG) as pool:
         async with Producer(events_server.address, pool=pool) as producer:
             await producer.send_batch("events", [b"s"])

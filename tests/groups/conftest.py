@@ -1,7 +1,8 @@
 """Fixtures for group tests: an embedded server with topics, a producer helper, workers.
 
-`GroupEnv` holds an embedded `LanceServer` (ephemeral port, 127.0.0.1) and the ids of its topics
-`g1`..`gN`; `produce(topic, values)` sends one batch. `Consumed` runs a worker's `batches()` loop
+`GroupEnv` holds a server (the embedded one, or the real Lance server when LNC_TEST_LANCE_BIN
+is set: `start_server` of tests/client) on an ephemeral 127.0.0.1 port and the ids of its topics
+`g1`..`g10`; `produce(topic, values)` sends one batch. `Consumed` runs a worker's `batches()` loop
 in a task and records `(worker, topic, value)` for every processed record. `Child` runs a
 process (`python_worker`: `python -m lnc_client.groups worker`; or a Rust helper) that can be
 SIGKILLed, and collects its event lines.
@@ -21,7 +22,8 @@ import pytest
 
 from lnc_client import ClientConfig, LanceClient, Producer
 from lnc_client.groups import GroupedConsumer
-from lnc_client.server import LanceServer
+
+from ..client.conftest import ServerUnderTest, start_server
 
 
 async def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -33,7 +35,7 @@ async def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> Non
 
 @dataclass
 class GroupEnv:
-    server: LanceServer
+    server: ServerUnderTest
     topics: list[int]
     producer: Producer
 
@@ -48,7 +50,7 @@ class GroupEnv:
 @pytest.fixture
 async def group_env(tmp_path: Path) -> AsyncIterator[GroupEnv]:
     """An embedded server with ten topics g1..g10 (ids 1..10)."""
-    async with LanceServer(tmp_path / "data", port=0) as server:
+    async with start_server(tmp_path / "data") as server:
         config = ClientConfig(host=server.host, port=server.port)
         async with LanceClient(config) as client:
             topics = [(await client.create_topic(f"g{i}")).id for i in range(1, 11)]
