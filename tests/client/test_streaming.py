@@ -9,6 +9,7 @@ import pytest
 
 from lnc_client import Producer, ProducerConfig, StandaloneConfig, StandaloneConsumer
 from lnc_client.consumer import consumer_id_for
+from lnc_client.offsets import MemoryOffsetStore
 from lnc_client.streaming import StreamingConsumer
 
 from .conftest import ServerUnderTest, wait_for
@@ -114,3 +115,24 @@ async def test_batches_limit(events_server: ServerUnderTest) -> None:
 def test_a_group_name_is_required() -> None:
     with pytest.raises(ValueError, match="consumer_name"):
         StreamingConsumer("127.0.0.1:1", StandaloneConfig(topic_id=1))
+
+
+async def test_standalone_records_limit_and_break_leave_the_rest_for_later(
+    events_server: ServerUnderTest,
+) -> None:
+    await produce(events_server, "r0", "r1", "r2", "r3")
+    store = MemoryOffsetStore()
+    settings = StandaloneConfig("solo", topic_name="events", poll_timeout_s=0.05)
+
+    async def take_standalone(limit: int | None) -> list[bytes]:
+        async with StandaloneConsumer(events_server.address, settings, store) as consumer:
+            got = []
+            async for record in consumer.records(limit=limit):
+                got.append(record.value)
+                if limit is None:
+                    break
+            return got
+
+    assert await take_standalone(2) == [b"r0", b"r1"]
+    assert await take_standalone(None) == [b"r2"]
+    assert await take_standalone(2) == [b"r2", b"r3"]

@@ -20,6 +20,7 @@ from lnc_client.config import Addresses, SeekPosition, StandaloneConfig, StartPo
 from lnc_client.connection import Connection
 from lnc_client.consumer.commits import Committer
 from lnc_client.consumer.fetcher import Fetcher
+from lnc_client.consumer.iteration import RecordLoop
 from lnc_client.consumer.result import PollResult, consumer_id_for
 from lnc_client.discovery import ClusterClient
 from lnc_client.errors import ConnectionError, LanceError, TimeoutError, TopicNotFoundError
@@ -84,6 +85,7 @@ class StandaloneConsumer(AsyncLifecycle):
         self._commits = Committer(
             config, self._manager, self._fetcher, offset_store, self._consumer_id, on_commit
         )
+        self._record_loop = RecordLoop(self.seek, lambda: self._closed)
         self._subscribed_offset: int | None = None
         self._started = False
         self._closed = False
@@ -191,6 +193,7 @@ class StandaloneConsumer(AsyncLifecycle):
         """
         if self._closed:
             return
+        self._record_loop.rewind()
         self._closed = self._fetcher.stopped = True
         dropped = self._fetcher.drop_fetches()
         commits = self._commits
@@ -276,6 +279,7 @@ class StandaloneConsumer(AsyncLifecycle):
         """
         if not 0 <= offset < TAIL_OFFSET:
             raise ValueError(f"an offset is in 0..2**64-2, not {offset}")
+        self._record_loop.forget()
         self._fetcher.seek(offset)
 
     def seek_to(self, position: StartPosition) -> None:
@@ -298,6 +302,7 @@ class StandaloneConsumer(AsyncLifecycle):
 
         `await seek_to_end_now()` resolves it at once instead.
         """
+        self._record_loop.forget()
         self._fetcher.seek_to_end()
 
     async def seek_to_end_now(self) -> int:
@@ -364,23 +369,35 @@ class StandaloneConsumer(AsyncLifecycle):
 
     # --- iteration ------------------------------------------------------------------------
 
-    async def batches(self, *, timeout: float | None = None) -> AsyncIterator[PollResult]:
-        """Yield every non-empty `PollResult`, waiting as long as needed; ends on `close()`.
+    async def batches(
+        self, *, timeout: float | None = None, limit: int | None = None
+    ) -> AsyncIterator[PollResult]:
+        """Yield every non-empty `PollResult`; ends on `close()` or after `limit` batches.
 
         Args:
             timeout: Per-poll timeout (default `config.poll_timeout_s`); it only bounds how
-                often auto-commit and `close()` are noticed, the iteration itself never ends.
+                often auto-commit and `close()` are noticed.
+            limit: Stop after this many batches (None: only on close).
         """
-        while not self._closed:
+        self._record_loop.rewind()
+        count = 0
+        while not self._closed and (limit is None or count < limit):
             result = await self.poll(timeout)
             if result is not None:
+                count += 1
                 yield result
 
-    async def records(self, *, timeout: float | None = None) -> AsyncIterator[TlvRecord]:
-        """Yield every record, one at a time (see `batches`); `async for r in consumer` too."""
-        async for batch in self.batches(timeout=timeout):
-            for record in batch.records:
-                yield record
+    async def records(
+        self, *, timeout: float | None = None, limit: int | None = None
+    ) -> AsyncIterator[TlvRecord]:
+        """Yield every record, one at a time; ends on `close()` or after `limit` records.
+
+        `async for record in consumer` too. A record counts as processed when the loop asks
+        for the next one; a loop that ends inside a batch leaves the rest of it uncommitted
+        (`consumer.iteration`). An explicit `commit()` inside the loop commits the whole batch.
+        """
+        async for record in self._record_loop.records(self.batches(timeout=timeout), limit):
+            yield record
 
     def __aiter__(self) -> AsyncIterator[TlvRecord]:
         return self.records()
