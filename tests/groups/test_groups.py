@@ -73,13 +73,16 @@ async def test_join_assigns_and_a_second_worker_takes_its_share(group_env: Group
 
 
 async def test_coordinator_discovers_the_servers_topics(group_env: GroupEnv) -> None:
-    config = group([], assignment_strategy=AssignmentStrategy.RANGE)
+    config = group([], assignment_strategy=AssignmentStrategy.RANGE, discover_interval_s=0.05)
     async with GroupCoordinator(group_env.address, config) as coordinator:
         assert coordinator.topics == tuple(group_env.topics)
         worker = await GroupedConsumer.join(
             group_env.address, coordinator.join_address, worker_config("only")
         )
         assert worker.assignments == tuple(group_env.topics)
+        await group_env.add_topics(1)
+        await wait_for(lambda: worker.assignments == tuple(group_env.topics))
+        assert (coordinator.generation, len(coordinator.topics)) == (2, 5)
         await worker.leave()
 
 
