@@ -3,8 +3,11 @@
 Layers, from the bottom up: `errors` (one exception hierarchy), `protocol` (sans-I/O frames,
 control payloads and TLV records), `connection` (one connection: writes, one reader, exact reply
 matching), `reconnect` and `operations` (reconnects, retries, typed control operations), then the
-objects users hold: `Producer`, `StandaloneConsumer` and `LanceClient`. The `server` package is an
-embedded Lance-compatible server on the same protocol layer; `cli` is the `lnc` command.
+objects users hold: `Producer`, `StandaloneConsumer`, `StreamingConsumer` and `LanceClient`,
+optionally sharing a `ConnectionPool` or a `ClusterClient` (`pool`, `discovery`). Consumer groups
+are in `lnc_client.groups`; `RustOffsetStore` reads the Rust client's offset files. The `server`
+package is an embedded Lance-compatible server on the same protocol layer; `cli` is the `lnc`
+command.
 
 Everything a user needs is importable from here.
 """
@@ -24,6 +27,7 @@ from lnc_client.config import (
 )
 from lnc_client.connection import Connection
 from lnc_client.consumer import PollResult, StandaloneConsumer, consumer_id_for
+from lnc_client.discovery import ClusterClient, ClusterDiscovery
 from lnc_client.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -49,6 +53,7 @@ from lnc_client.errors import (
     validate_topic_name,
 )
 from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
+from lnc_client.pool import ConnectionPool, PoolConfig, PoolStats
 from lnc_client.producer import Producer, ProducerMetrics, SendAck, SendCallback, SendHandle
 from lnc_client.protocol import (
     DEFAULT_PORT,
@@ -71,6 +76,8 @@ from lnc_client.protocol import (
     decode_records,
     encode_records,
 )
+from lnc_client.rust_offsets import RustOffsetStore, rust_consumer_id
+from lnc_client.streaming import StreamingConsumer
 
 __version__ = "0.1.0"
 
@@ -88,11 +95,14 @@ __all__ = [
     "BackpressureError",
     "BufferFullPolicy",
     "ClientConfig",
+    "ClusterClient",
+    "ClusterDiscovery",
     "ClusterStatus",
     "CommitAck",
     "Connection",
     "ConnectionError",
     "ConnectionOptions",
+    "ConnectionPool",
     "ControlCommand",
     "FetchResult",
     "FileOffsetStore",
@@ -108,6 +118,8 @@ __all__ = [
     "NotLeaderError",
     "OffsetStore",
     "PollResult",
+    "PoolConfig",
+    "PoolStats",
     "Producer",
     "ProducerConfig",
     "ProducerMetrics",
@@ -118,6 +130,7 @@ __all__ = [
     "ReplicationError",
     "RetentionInfo",
     "RetentionResult",
+    "RustOffsetStore",
     "SeekPosition",
     "SendAck",
     "SendCallback",
@@ -127,6 +140,7 @@ __all__ = [
     "ServerIOError",
     "StandaloneConfig",
     "StandaloneConsumer",
+    "StreamingConsumer",
     "SubscribeAck",
     "TimeoutError",
     "TlvRecord",
@@ -141,5 +155,6 @@ __all__ = [
     "decode_records",
     "encode_records",
     "parse_address",
+    "rust_consumer_id",
     "validate_topic_name",
 ]

@@ -42,6 +42,7 @@ from lnc_client.config import (
     parse_address,
 )
 from lnc_client.connection import Connection
+from lnc_client.discovery import ClusterClient
 from lnc_client.errors import (
     LanceError,
     ServerCatchingUpError,
@@ -50,6 +51,7 @@ from lnc_client.errors import (
     TopicNotFoundError,
     validate_topic_name,
 )
+from lnc_client.pool import ConnectionPool
 from lnc_client.protocol.control import (
     ClusterStatus,
     CommitAck,
@@ -106,10 +108,16 @@ class LanceClient(AsyncLifecycle):
         address: `host:port`, `[v6]:port`, a bare host, or a list of them (seeds), which replace
             the config's host and port; or the `ClientConfig` itself (the 0.2.9 form).
         config: Timeouts, TLS, auth token and reconnect policy (defaults if None).
+        pool: Borrow the connection from this `ConnectionPool` (or `ClusterClient`, whose
+            discovery then ranks the seeds) and give it back on close.
     """
 
     def __init__(
-        self, address: Addresses | ClientConfig | None = None, config: ClientConfig | None = None
+        self,
+        address: Addresses | ClientConfig | None = None,
+        config: ClientConfig | None = None,
+        *,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
         if isinstance(address, ClientConfig):
             if config is not None:
@@ -126,6 +134,7 @@ class LanceClient(AsyncLifecycle):
             self.config.connection_options(),
             self.config.reconnect,
             auto_reconnect=self.config.auto_reconnect,
+            pool=pool,
         )
 
     # --- lifecycle ------------------------------------------------------------------------

@@ -197,7 +197,8 @@ class Connection:
     ) -> None:
         self.address = address
         self.options = options
-        self._on_backpressure = on_backpressure
+        self.on_backpressure = on_backpressure
+        """Called for each Backpressure frame received (its owner may replace it)."""
         self._loop = asyncio.get_running_loop()
         self._exchange = ClientExchange(max_payload_size=options.max_frame_payload)
         self._transport: asyncio.Transport | None = None
@@ -471,8 +472,8 @@ class Connection:
                 log.warning("resetting connection to %s: %s", self.address, event.error)
                 self.abort(event.error)
             elif isinstance(event, BackpressureSeen):
-                if self._on_backpressure is not None:
-                    self._on_backpressure()
+                if self.on_backpressure is not None:
+                    self.on_backpressure()
             else:
                 self._waiters.settle(event)
 

@@ -11,6 +11,12 @@ the error is retryable (`LanceError.retryable`: lost connections, timeouts, `FOR
 
 `on_connect` lets the owner re-establish its state on every new connection (the Producer
 resends its un-acked batches there); authentication already happens inside `Connection.open`.
+
+With `pool` (a `ConnectionPool`, or a `ClusterClient`, which brings its pool and its
+`ClusterDiscovery`), connections are borrowed from the pool instead of opened (the pool's
+connection options apply) and given back when the manager closes or replaces them, and the
+seed order is the discovery's current ranking (refreshed from GetClusterStatus), followed by
+the manager's own seeds.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import TypeVar
 
 from lnc_client.config import Address, ConnectionOptions, ReconnectConfig, parse_address
 from lnc_client.connection import Connection
+from lnc_client.discovery import ClusterClient
 from lnc_client.errors import (
     AuthenticationError,
     ConnectionError,
@@ -31,6 +38,7 @@ from lnc_client.errors import (
     NotLeaderError,
     TimeoutError,
 )
+from lnc_client.pool import ConnectionPool, PooledConnection
 
 __all__ = ["ConnectionManager"]
 
@@ -49,6 +57,8 @@ class ConnectionManager:
             retries: errors reach the caller at once.
         on_backpressure: Passed to every connection.
         on_connect: Awaited with each new connection before it is handed out.
+        pool: Borrow connections from this pool (and rank seeds by its discovery when it is a
+            `ClusterClient`).
     """
 
     def __init__(
@@ -60,10 +70,14 @@ class ConnectionManager:
         auto_reconnect: bool = True,
         on_backpressure: Callable[[], None] | None = None,
         on_connect: Callable[[Connection], Awaitable[None]] | None = None,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
         if not addresses:
             raise ValueError("at least one address is needed")
         self._seeds = [parse_address(a) for a in addresses]
+        self._cluster = pool if isinstance(pool, ClusterClient) else None
+        self._pool = pool.pool if isinstance(pool, ClusterClient) else pool
+        self._lent: PooledConnection | None = None
         self._leader: Address | None = None
         self.options = options
         self.reconnect = reconnect
@@ -84,9 +98,11 @@ class ConnectionManager:
         return conn if conn is not None and conn.is_open else None
 
     def _candidates(self) -> list[Address]:
+        ranked = list(self._cluster.addresses) if self._cluster is not None else []
+        seeds = [*ranked, *(a for a in self._seeds if a not in ranked)]
         if self._leader is None:
-            return list(self._seeds)
-        return [self._leader, *(a for a in self._seeds if a != self._leader)]
+            return seeds
+        return [self._leader, *(a for a in seeds if a != self._leader)]
 
     def redirect(self, leader_addr: str | None) -> None:
         """Prefer `leader_addr` (from `NOT_LEADER: redirect to <addr>`) on the next connect."""
@@ -149,9 +165,37 @@ class ConnectionManager:
         finally:
             self._opening = None
         if self._closed:
-            await conn.close()
+            await self._drop(conn)
             raise ConnectionError("the client was closed while connecting")
         return conn
+
+    async def _connect(self, address: Address, options: ConnectionOptions) -> Connection:
+        if self._pool is None:
+            return await Connection.open(address, options, on_backpressure=self._on_backpressure)
+        await self._give_back()
+        try:
+            async with asyncio.timeout(options.connect_timeout_s):
+                lent = await self._pool.acquire(address)
+        except builtins.TimeoutError as error:
+            if isinstance(error, LanceError):
+                raise
+            raise TimeoutError(f"no pooled connection to {address} in time") from None
+        lent.connection.on_backpressure = self._on_backpressure
+        self._lent = lent
+        return lent.connection
+
+    async def _give_back(self) -> None:
+        lent, self._lent = self._lent, None
+        if lent is not None:
+            lent.connection.on_backpressure = None
+            await lent.release()
+
+    async def _drop(self, conn: Connection) -> None:
+        """Close `conn`, or give it back to the pool it came from."""
+        if self._lent is not None and self._lent.connection is conn:
+            await self._give_back()
+        else:
+            await conn.close()
 
     async def _open(self, deadline: float | None) -> Connection:
         loop = asyncio.get_running_loop()
@@ -166,9 +210,7 @@ class ConnectionManager:
                 if remaining is not None and remaining < options.connect_timeout_s:
                     options = _with_connect_timeout(options, remaining)
                 try:
-                    return await Connection.open(
-                        address, options, on_backpressure=self._on_backpressure
-                    )
+                    return await self._connect(address, options)
                 except AuthenticationError:
                     raise
                 except LanceError as error:
@@ -239,7 +281,7 @@ class ConnectionManager:
         if self._opening is not None:
             self._opening.cancel()
         if self._current is not None:
-            await self._current.close()
+            await self._drop(self._current)
 
 
 def _timed_out(last_error: LanceError | None) -> LanceError:

@@ -13,23 +13,22 @@ cannot resume from what a Rust `StreamingConsumer` committed (docs/groups.md). F
 survive a server restart, pass an `offset_store` (or `config.offset_dir`): a stored offset wins
 over the server's.
 
-Iteration: `async for record in consumer.records(limit=n)` or `batches(limit=n)` ends after
-`n` records (batches) or when the consumer is closed, whichever comes first. When the record
-loop ends inside a batch (the limit, a `break`, an exception), the consumer steps back to the
-first record not processed (or to the batch start when the batch came in one compressed
-envelope) before it closes or iterates again, so auto-commit never covers a record the caller
-did not finish: at-least-once, record by record.
+Iteration is `StandaloneConsumer`'s: `async for record in consumer.records(limit=n)` or
+`batches(limit=n)` ends after `n` records (batches) or when the consumer is closed, and a record
+loop that ends inside a batch never lets auto-commit cover the records it did not finish
+(`lnc_client.consumer.iteration`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
 
-from lnc_client.config import Address, StandaloneConfig
-from lnc_client.consumer import PollResult, StandaloneConsumer
+from lnc_client.config import Addresses, StandaloneConfig
+from lnc_client.consumer import StandaloneConsumer
+from lnc_client.discovery import ClusterClient
 from lnc_client.offsets import OffsetStore
-from lnc_client.protocol.records import TlvRecord
+from lnc_client.pool import ConnectionPool
 
 __all__ = ["StreamingConsumer"]
 
@@ -47,6 +46,7 @@ class StreamingConsumer(StandaloneConsumer):
         offset_store: Also keep offsets here (it wins over the server's at start); default:
             a `FileOffsetStore` under `config.offset_dir`, else none (the server's only).
         on_commit: Called with the offset after every commit.
+        pool: Borrow the connection from this `ConnectionPool` or `ClusterClient`.
 
     Raises:
         ValueError: No consumer name, or no topic.
@@ -54,11 +54,12 @@ class StreamingConsumer(StandaloneConsumer):
 
     def __init__(
         self,
-        address: str | Address | Sequence[str | Address],
+        address: Addresses,
         config: StandaloneConfig,
         offset_store: OffsetStore | None = None,
         *,
         on_commit: Callable[[int], None] | None = None,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
         if not config.consumer_name:
             raise ValueError("a StreamingConsumer needs a consumer_name (its group)")
@@ -67,80 +68,9 @@ class StreamingConsumer(StandaloneConsumer):
             dataclasses.replace(config, server_side_offsets=True),
             offset_store,
             on_commit=on_commit,
+            pool=pool,
         )
-        self._pending: tuple[object, PollResult, int] | None = None
 
     async def stop(self) -> None:
         """`close()` under the Rust name: commit, Unsubscribe, disconnect."""
         await self.close()
-
-    async def batches(
-        self, *, timeout: float | None = None, limit: int | None = None
-    ) -> AsyncIterator[PollResult]:
-        """Yield non-empty batches until the consumer is closed or `limit` batches came.
-
-        Args:
-            timeout: Per-poll timeout (default `config.poll_timeout_s`); it bounds how soon a
-                `close()` from another task ends the loop.
-            limit: Stop after this many batches (None: only on close).
-        """
-        self._rewind_abandoned()
-        count = 0
-        while not self.closed and (limit is None or count < limit):
-            result = await self.poll(timeout)
-            if result is not None:
-                count += 1
-                yield result
-
-    async def close(self) -> None:
-        """Step back over records a record loop left unprocessed, then close (commit included).
-
-        See `StandaloneConsumer.close`.
-        """
-        self._rewind_abandoned()
-        await super().close()
-
-    async def records(
-        self, *, timeout: float | None = None, limit: int | None = None
-    ) -> AsyncIterator[TlvRecord]:
-        """Yield records one at a time until closed or `limit` records came.
-
-        A record counts as processed when the loop asks for the next one. When the loop ends
-        inside a batch (the limit, `break`, an exception), the records from the last one handed
-        out are given again: the consumer steps back to it (to the batch start for a compressed
-        envelope) at the latest when it is closed or iterated again, so neither `close()` nor
-        auto-commit commits past a record the caller did not finish. An explicit `commit()`
-        inside the loop commits the whole batch being iterated.
-        """
-        self._rewind_abandoned()
-        token = object()
-        count = 0
-        try:
-            async for batch in self.batches(timeout=timeout):
-                for index, record in enumerate(batch.records):
-                    self._pending = (token, batch, index)
-                    if limit is not None and count >= limit:
-                        return
-                    yield record
-                    count += 1
-                self._pending = None
-                if limit is not None and count >= limit:
-                    return
-        finally:
-            if self._pending is not None and self._pending[0] is token:
-                self._rewind_abandoned()
-
-    def _rewind_abandoned(self) -> None:
-        """Continue at the first unprocessed record of a batch a record loop left."""
-        pending, self._pending = self._pending, None
-        if pending is None or self.closed:
-            return
-        _, batch, index = pending
-        sizes = [record.total_size for record in batch.records]
-        if sum(sizes) == batch.end_offset - batch.start_offset:
-            self.seek(batch.start_offset + sum(sizes[:index]))
-        else:
-            self.seek(batch.start_offset)
-
-    def __aiter__(self) -> AsyncIterator[TlvRecord]:
-        return self.records()

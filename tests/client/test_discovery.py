@@ -12,7 +12,8 @@ from lnc_client.discovery import ClusterClient, ClusterDiscovery, rank_seeds
 from lnc_client.errors import ConnectionError
 from lnc_client.pool import ConnectionPool, PoolConfig
 from lnc_client.protocol.control import ClusterStatus
-from lnc_client.server import LanceServer
+
+from .conftest import start_server
 
 A, B, C, D = (Address("10.0.0.1", p) for p in (1, 2, 3, 4))
 
@@ -58,10 +59,10 @@ def options() -> PoolConfig:
 
 async def test_refresh_ranks_a_dead_seed_last(tmp_path: Path) -> None:
     async with (
-        LanceServer(tmp_path / "one", port=0) as one,
-        LanceServer(tmp_path / "two", port=0) as two,
+        start_server(tmp_path / "one") as one,
+        start_server(tmp_path / "two") as two,
     ):
-        dead = LanceServer(tmp_path / "dead", port=0)
+        dead = start_server(tmp_path / "dead")
         await dead.start()
         dead_address = dead.address
         await dead.stop()
@@ -80,8 +81,8 @@ async def test_refresh_ranks_a_dead_seed_last(tmp_path: Path) -> None:
 
 
 async def test_cluster_client_uses_the_first_node_that_answers(tmp_path: Path) -> None:
-    async with LanceServer(tmp_path / "one", port=0) as live:
-        dead = LanceServer(tmp_path / "dead", port=0)
+    async with start_server(tmp_path / "one") as live:
+        dead = start_server(tmp_path / "dead")
         await dead.start()
         dead_address = dead.address
         await dead.stop()

@@ -12,9 +12,8 @@ from lnc_client import operations
 from lnc_client.config import ConnectionOptions
 from lnc_client.errors import ConnectionError, TimeoutError
 from lnc_client.pool import ConnectionPool, PoolConfig
-from lnc_client.server import LanceServer
 
-from .conftest import TcpProxy
+from .conftest import ServerUnderTest, TcpProxy, start_server
 
 
 def pool_config(**changes: object) -> PoolConfig:
@@ -27,7 +26,7 @@ def pool_config(**changes: object) -> PoolConfig:
 
 
 async def test_connections_are_reused_and_several_per_address(
-    events_server: LanceServer,
+    events_server: ServerUnderTest,
 ) -> None:
     async with ConnectionPool(pool_config(max_connections=3)) as pool:
         first = await pool.acquire(events_server.address)
@@ -49,7 +48,7 @@ async def test_connections_are_reused_and_several_per_address(
         assert (stats.acquire_attempts, stats.acquire_successes) == (3, 3)
 
 
-async def test_max_connections_waits_then_times_out(events_server: LanceServer) -> None:
+async def test_max_connections_waits_then_times_out(events_server: ServerUnderTest) -> None:
     config = pool_config(max_connections=1, acquire_timeout_s=0.2)
     async with ConnectionPool(config) as pool:
         held = await pool.acquire(events_server.address)
@@ -66,7 +65,7 @@ async def test_max_connections_waits_then_times_out(events_server: LanceServer) 
 
 
 async def test_expired_idle_and_unhealthy_connections_are_not_reused(
-    events_server: LanceServer,
+    events_server: ServerUnderTest,
 ) -> None:
     address = events_server.address
     async with ConnectionPool(pool_config(max_lifetime_s=0.1)) as pool:
@@ -87,7 +86,7 @@ async def test_expired_idle_and_unhealthy_connections_are_not_reused(
             assert second is not first
 
 
-async def test_a_failed_block_retires_its_connection(events_server: LanceServer) -> None:
+async def test_a_failed_block_retires_its_connection(events_server: ServerUnderTest) -> None:
     async with ConnectionPool(pool_config()) as pool:
         with pytest.raises(RuntimeError):
             async with pool.connection(events_server.address) as conn:
@@ -97,7 +96,7 @@ async def test_a_failed_block_retires_its_connection(events_server: LanceServer)
 
 
 async def test_health_check_drops_dead_connections(tmp_path: Path) -> None:
-    server = LanceServer(tmp_path / "data", port=0)
+    server = start_server(tmp_path / "data")
     await server.start()
     address = server.address
     try:
@@ -114,7 +113,7 @@ async def test_health_check_drops_dead_connections(tmp_path: Path) -> None:
         await server.stop()
 
 
-async def test_a_closed_pool_refuses(events_server: LanceServer) -> None:
+async def test_a_closed_pool_refuses(events_server: ServerUnderTest) -> None:
     pool = ConnectionPool(pool_config())
     async with pool.connection(events_server.address) as conn:
         pass
@@ -132,7 +131,7 @@ def test_config_is_checked() -> None:
 
 
 async def test_health_check_closes_a_connection_that_does_not_answer(
-    events_server: LanceServer, proxy: Callable[[str], Awaitable[TcpProxy]]
+    events_server: ServerUnderTest, proxy: Callable[[str], Awaitable[TcpProxy]]
 ) -> None:
     slow = await proxy(events_server.address)
     options = ConnectionOptions(connect_timeout_s=2, request_timeout_s=0.2)

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from lnc_client import Producer, StandaloneConfig, StandaloneConsumer
 from lnc_client.rust_offsets import RustOffsetStore, rust_consumer_id, siphash13
-from lnc_client.server import LanceServer
+
+from .conftest import ServerUnderTest
 
 RUST_IDS = {
     "": 3476900567878811119,
@@ -89,7 +90,7 @@ def test_names_that_escape_the_directory_are_refused(tmp_path: Path, bad: str) -
 
 
 async def test_python_consumer_resumes_from_a_rust_offset(
-    events_server: LanceServer, tmp_path: Path
+    events_server: ServerUnderTest, tmp_path: Path
 ) -> None:
     address = events_server.address
     async with Producer(address) as producer:

@@ -9,10 +9,10 @@ import pytest
 
 from lnc_client import Producer, ProducerConfig, StandaloneConfig, StandaloneConsumer
 from lnc_client.consumer import consumer_id_for
-from lnc_client.server import LanceServer
+from lnc_client.offsets import MemoryOffsetStore
 from lnc_client.streaming import StreamingConsumer
 
-from .conftest import wait_for
+from .conftest import ServerUnderTest, wait_for
 
 
 def config(group: str = "grp", **changes: object) -> StandaloneConfig:
@@ -21,13 +21,13 @@ def config(group: str = "grp", **changes: object) -> StandaloneConfig:
     return StandaloneConfig(group, **options)  # type: ignore[arg-type]
 
 
-async def produce(server: LanceServer, *values: str, compress: bool = False) -> None:
+async def produce(server: ServerUnderTest, *values: str, compress: bool = False) -> None:
     settings = ProducerConfig(compression=compress)
     async with Producer(server.address, settings) as producer:
         await producer.send_batch("events", [v.encode() for v in values])
 
 
-async def take(server: LanceServer, limit: int, group: str = "grp") -> list[bytes]:
+async def take(server: ServerUnderTest, limit: int, group: str = "grp") -> list[bytes]:
     async with StreamingConsumer(server.address, config(group)) as consumer:
         got: list[bytes] = []
         async with asyncio.timeout(1):
@@ -37,7 +37,7 @@ async def take(server: LanceServer, limit: int, group: str = "grp") -> list[byte
 
 
 async def test_a_restarted_group_resumes_from_its_server_side_commit(
-    events_server: LanceServer,
+    events_server: ServerUnderTest,
 ) -> None:
     await produce(events_server, "a", "b", "c")
     assert await take(events_server, 3) == [b"a", b"b", b"c"]
@@ -46,7 +46,7 @@ async def test_a_restarted_group_resumes_from_its_server_side_commit(
     assert await take(events_server, 4, group="other") == [b"a", b"b", b"c", b"d"]
 
 
-async def test_auto_commit_reaches_the_server_while_polling(events_server: LanceServer) -> None:
+async def test_auto_commit_reaches_the_server_while_polling(events_server: ServerUnderTest) -> None:
     await produce(events_server, "a")
     commits: list[int] = []
     settings = config(auto_commit_interval_s=0.0)
@@ -64,7 +64,7 @@ async def test_auto_commit_reaches_the_server_while_polling(events_server: Lance
 
 
 async def test_a_limit_inside_a_batch_leaves_the_rest_uncommitted(
-    events_server: LanceServer,
+    events_server: ServerUnderTest,
 ) -> None:
     await produce(events_server, "r0", "r1", "r2", "r3", "r4")
     assert await take(events_server, 2) == [b"r0", b"r1"]
@@ -76,7 +76,7 @@ async def test_a_limit_inside_a_batch_leaves_the_rest_uncommitted(
     assert await take(events_server, 1) == [b"r4"]
 
 
-async def test_a_compressed_batch_is_given_again_whole(events_server: LanceServer) -> None:
+async def test_a_compressed_batch_is_given_again_whole(events_server: ServerUnderTest) -> None:
     values = [f"value-{i:03d}-" * 20 for i in range(5)]
     await produce(events_server, *values, compress=True)
     assert await take(events_server, 2) == [v.encode() for v in values[:2]]
@@ -85,7 +85,7 @@ async def test_a_compressed_batch_is_given_again_whole(events_server: LanceServe
 
 @pytest.mark.parametrize("kind", [StreamingConsumer, StandaloneConsumer])
 async def test_async_for_ends_cleanly_on_close(
-    events_server: LanceServer, kind: type[StandaloneConsumer]
+    events_server: ServerUnderTest, kind: type[StandaloneConsumer]
 ) -> None:
     await produce(events_server, "a")
     consumer = await kind(events_server.address, config()).start()
@@ -102,7 +102,7 @@ async def test_async_for_ends_cleanly_on_close(
     assert task.exception() is None
 
 
-async def test_batches_limit(events_server: LanceServer) -> None:
+async def test_batches_limit(events_server: ServerUnderTest) -> None:
     await produce(events_server, "a")
     await produce(events_server, "b")
     async with StreamingConsumer(events_server.address, config(max_fetch_bytes=8)) as consumer:
@@ -115,3 +115,24 @@ async def test_batches_limit(events_server: LanceServer) -> None:
 def test_a_group_name_is_required() -> None:
     with pytest.raises(ValueError, match="consumer_name"):
         StreamingConsumer("127.0.0.1:1", StandaloneConfig(topic_id=1))
+
+
+async def test_standalone_records_limit_and_break_leave_the_rest_for_later(
+    events_server: ServerUnderTest,
+) -> None:
+    await produce(events_server, "r0", "r1", "r2", "r3")
+    store = MemoryOffsetStore()
+    settings = StandaloneConfig("solo", topic_name="events", poll_timeout_s=0.05)
+
+    async def take_standalone(limit: int | None) -> list[bytes]:
+        async with StandaloneConsumer(events_server.address, settings, store) as consumer:
+            got = []
+            async for record in consumer.records(limit=limit):
+                got.append(record.value)
+                if limit is None:
+                    break
+            return got
+
+    assert await take_standalone(2) == [b"r0", b"r1"]
+    assert await take_standalone(None) == [b"r2"]
+    assert await take_standalone(2) == [b"r2", b"r3"]

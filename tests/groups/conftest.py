@@ -1,10 +1,11 @@
 """Fixtures for group tests: an embedded server with topics, a producer helper, workers.
 
-`GroupEnv` holds an embedded `LanceServer` (ephemeral port, 127.0.0.1) and the ids of its topics
-`g1`..`gN`; `produce(topic, values)` sends one batch. `Consumed` runs a worker's `batches()` loop
-in a task and records `(worker, topic, value)` for every processed record. `Child` runs a
-process (`python_worker`: `python -m lnc_client.groups worker`; or a Rust helper) that can be
-SIGKILLed, and collects its event lines.
+`GroupEnv` holds a server (the embedded one, or the real Lance server when LNC_TEST_LANCE_BIN
+is set: `start_server` of tests/client) on an ephemeral 127.0.0.1 port and the ids of its topics
+`g1`..`g4` (more with `add_topics`); `produce(topic, values)` sends one batch. `Consumed` runs a
+worker's `batches()` loop in a task and records `(worker, topic, value)` for every processed
+record. `Child` runs a process (`python_worker`: `python -m lnc_client.groups worker`; or a Rust
+helper) that can be SIGKILLed, and collects its event lines.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from lnc_client import ClientConfig, LanceClient, Producer
+from lnc_client import LanceClient, Producer
 from lnc_client.groups import GroupedConsumer
-from lnc_client.server import LanceServer
+
+from ..client.conftest import ServerUnderTest, start_server
 
 
 async def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -33,7 +35,7 @@ async def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> Non
 
 @dataclass
 class GroupEnv:
-    server: LanceServer
+    server: ServerUnderTest
     topics: list[int]
     producer: Producer
 
@@ -44,16 +46,20 @@ class GroupEnv:
     async def produce(self, topic: int, values: list[str]) -> None:
         await self.producer.send_batch(topic, [v.encode() for v in values])
 
+    async def add_topics(self, count: int) -> None:
+        """Create topics `g<n+1>`..`g<n+count>` (n: the topics so far)."""
+        async with LanceClient(self.address) as client:
+            for i in range(len(self.topics) + 1, len(self.topics) + count + 1):
+                self.topics.append((await client.create_topic(f"g{i}")).id)
+
 
 @pytest.fixture
 async def group_env(tmp_path: Path) -> AsyncIterator[GroupEnv]:
-    """An embedded server with ten topics g1..g10 (ids 1..10)."""
-    async with LanceServer(tmp_path / "data", port=0) as server:
-        config = ClientConfig(host=server.host, port=server.port)
-        async with LanceClient(config) as client:
-            topics = [(await client.create_topic(f"g{i}")).id for i in range(1, 11)]
-        async with Producer(server.address) as producer:
-            yield GroupEnv(server, topics, producer)
+    """A server with four topics g1..g4 (`add_topics` for more)."""
+    async with start_server(tmp_path / "data") as server, Producer(server.address) as producer:
+        env = GroupEnv(server, [], producer)
+        await env.add_topics(4)
+        yield env
 
 
 @dataclass

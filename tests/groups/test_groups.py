@@ -21,6 +21,7 @@ from lnc_client.groups import (
     WorkerConfig,
 )
 from lnc_client.offsets import FileOffsetStore
+from lnc_client.pool import ConnectionPool, PoolConfig
 
 from .conftest import Consumed, GroupEnv, python_worker, wait_for
 
@@ -72,13 +73,16 @@ async def test_join_assigns_and_a_second_worker_takes_its_share(group_env: Group
 
 
 async def test_coordinator_discovers_the_servers_topics(group_env: GroupEnv) -> None:
-    config = group([], assignment_strategy=AssignmentStrategy.RANGE)
+    config = group([], assignment_strategy=AssignmentStrategy.RANGE, discover_interval_s=0.05)
     async with GroupCoordinator(group_env.address, config) as coordinator:
         assert coordinator.topics == tuple(group_env.topics)
         worker = await GroupedConsumer.join(
             group_env.address, coordinator.join_address, worker_config("only")
         )
         assert worker.assignments == tuple(group_env.topics)
+        await group_env.add_topics(1)
+        await wait_for(lambda: worker.assignments == tuple(group_env.topics))
+        assert (coordinator.generation, len(coordinator.topics)) == (2, 5)
         await worker.leave()
 
 
@@ -200,3 +204,26 @@ async def test_killed_worker_mid_batch_loses_nothing(group_env: GroupEnv) -> Non
     assert moved_after <= SESSION + 1.0 + 2 * BEAT
     assert dead.records(topics[0]) == [f"r{i}" for i in range(5)]
     assert [v for _, t, v in seen if t == topics[0]] == ["r5", "r6", "stall", "r7"]
+
+
+async def test_rebalances_reuse_pooled_connections(group_env: GroupEnv) -> None:
+    topics = group_env.topics[:2]
+    async with ConnectionPool(PoolConfig(health_check_interval_s=0)) as pool:
+        async with GroupCoordinator(None, group(topics)) as coordinator:
+            address = coordinator.join_address
+            a = await GroupedConsumer.join(
+                group_env.address, address, worker_config("a"), pool=pool
+            )
+            b = await GroupedConsumer.join(
+                group_env.address, address, worker_config("b"), pool=pool
+            )
+            await wait_for(lambda: a.generation == 2)
+            assert await a.next_batch(topics[0], timeout=0) is None
+            assert pool.stats.connections_created == 3
+            await b.leave()
+            await wait_for(lambda: a.assignments == tuple(topics))
+            assert await a.next_batch(topics[1], timeout=0) is None
+            stats = pool.stats
+            assert (stats.connections_created, stats.acquire_attempts) == (3, 4)
+            await a.leave()
+        assert pool.stats.active_connections == 0

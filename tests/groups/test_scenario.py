@@ -36,7 +36,9 @@ def start_worker(env: GroupEnv, coordinator: str, name: str) -> Child:
 @pytest.mark.slow
 @pytest.mark.parametrize("victim", ["py-1", "rust-1"])
 async def test_kill_one_of_four_workers_over_ten_topics(group_env: GroupEnv, victim: str) -> None:
+    await group_env.add_topics(6)
     topics = group_env.topics
+    assert len(topics) == 10
     config = GroupConfig(
         "g", topics=tuple(topics), session_timeout_s=SESSION, coordinator_addr="127.0.0.1:0"
     )

@@ -65,6 +65,9 @@ def test_a_silent_worker_expires_and_its_topics_move_at_once() -> None:
 
 def test_rejoin_replaces_the_member_and_a_topic_change_rebalances() -> None:
     state = make()
+    state.set_topics([1, 2, 3, 4, 9])
+    state.set_topics([1, 2, 3, 4])
+    assert state.generation == 0
     state.handle(Request(JOIN, "a"), 0.0)
     state.handle(Request(JOIN, "a"), 1.0)
     assert state.generation == 2

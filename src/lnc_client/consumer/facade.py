@@ -20,9 +20,12 @@ from lnc_client.config import Addresses, SeekPosition, StandaloneConfig, StartPo
 from lnc_client.connection import Connection
 from lnc_client.consumer.commits import Committer
 from lnc_client.consumer.fetcher import Fetcher
+from lnc_client.consumer.iteration import RecordLoop
 from lnc_client.consumer.result import PollResult, consumer_id_for
+from lnc_client.discovery import ClusterClient
 from lnc_client.errors import ConnectionError, LanceError, TimeoutError, TopicNotFoundError
 from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
+from lnc_client.pool import ConnectionPool
 from lnc_client.protocol.control import TAIL_OFFSET
 from lnc_client.protocol.records import TlvRecord
 from lnc_client.reconnect import ConnectionManager
@@ -44,6 +47,8 @@ class StandaloneConsumer(AsyncLifecycle):
         offset_store: Where offsets are committed. Default: a `FileOffsetStore` under
             `config.offset_dir` when it is set, else a `MemoryOffsetStore`.
         on_commit: Called with the offset after every successful commit (manual or auto).
+        pool: Borrow the connection from this `ConnectionPool` (or `ClusterClient`, whose
+            discovery then ranks the seeds) and give it back on close.
 
     Raises:
         ValueError: The config names no topic.
@@ -56,6 +61,7 @@ class StandaloneConsumer(AsyncLifecycle):
         offset_store: OffsetStore | None = None,
         *,
         on_commit: Callable[[int], None] | None = None,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
         if not config.topic_id and not config.topic_name:
             raise ValueError("StandaloneConfig needs a topic_id or a topic_name")
@@ -66,6 +72,7 @@ class StandaloneConsumer(AsyncLifecycle):
             config.reconnect,
             auto_reconnect=config.auto_reconnect,
             on_connect=self._on_connect,
+            pool=pool,
         )
         if offset_store is None:
             offset_store = (
@@ -78,6 +85,7 @@ class StandaloneConsumer(AsyncLifecycle):
         self._commits = Committer(
             config, self._manager, self._fetcher, offset_store, self._consumer_id, on_commit
         )
+        self._record_loop = RecordLoop(self.seek, lambda: self._closed)
         self._subscribed_offset: int | None = None
         self._started = False
         self._closed = False
@@ -93,6 +101,7 @@ class StandaloneConsumer(AsyncLifecycle):
         offset_store: OffsetStore | None = None,
         *,
         on_commit: Callable[[int], None] | None = None,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> StandaloneConsumer:
         """Create a consumer and `start()` it (the arguments are those of the class).
 
@@ -103,7 +112,7 @@ class StandaloneConsumer(AsyncLifecycle):
             TopicNotFoundError: The topic does not exist.
             ValueError: A stored offset is unreadable, or the file store got no consumer name.
         """
-        consumer = cls(address, config, offset_store, on_commit=on_commit)
+        consumer = cls(address, config, offset_store, on_commit=on_commit, pool=pool)
         return await consumer.start()
 
     async def start(self) -> Self:
@@ -184,6 +193,7 @@ class StandaloneConsumer(AsyncLifecycle):
         """
         if self._closed:
             return
+        self._record_loop.rewind()
         self._closed = self._fetcher.stopped = True
         dropped = self._fetcher.drop_fetches()
         commits = self._commits
@@ -269,6 +279,7 @@ class StandaloneConsumer(AsyncLifecycle):
         """
         if not 0 <= offset < TAIL_OFFSET:
             raise ValueError(f"an offset is in 0..2**64-2, not {offset}")
+        self._record_loop.forget()
         self._fetcher.seek(offset)
 
     def seek_to(self, position: StartPosition) -> None:
@@ -294,6 +305,7 @@ class StandaloneConsumer(AsyncLifecycle):
         before the next poll is delivered by it, not skipped. The next poll (or `commit()`)
         moves `current_offset` there; `await seek_to_end_now()` waits for it instead.
         """
+        self._record_loop.forget()
         self._fetcher.seek_to_end()
 
     async def seek_to_end_now(self) -> int:
@@ -360,23 +372,35 @@ class StandaloneConsumer(AsyncLifecycle):
 
     # --- iteration ------------------------------------------------------------------------
 
-    async def batches(self, *, timeout: float | None = None) -> AsyncIterator[PollResult]:
-        """Yield every non-empty `PollResult`, waiting as long as needed; ends on `close()`.
+    async def batches(
+        self, *, timeout: float | None = None, limit: int | None = None
+    ) -> AsyncIterator[PollResult]:
+        """Yield every non-empty `PollResult`; ends on `close()` or after `limit` batches.
 
         Args:
             timeout: Per-poll timeout (default `config.poll_timeout_s`); it only bounds how
-                often auto-commit and `close()` are noticed, the iteration itself never ends.
+                often auto-commit and `close()` are noticed.
+            limit: Stop after this many batches (None: only on close).
         """
-        while not self._closed:
+        self._record_loop.rewind()
+        count = 0
+        while not self._closed and (limit is None or count < limit):
             result = await self.poll(timeout)
             if result is not None:
+                count += 1
                 yield result
 
-    async def records(self, *, timeout: float | None = None) -> AsyncIterator[TlvRecord]:
-        """Yield every record, one at a time (see `batches`); `async for r in consumer` too."""
-        async for batch in self.batches(timeout=timeout):
-            for record in batch.records:
-                yield record
+    async def records(
+        self, *, timeout: float | None = None, limit: int | None = None
+    ) -> AsyncIterator[TlvRecord]:
+        """Yield every record, one at a time; ends on `close()` or after `limit` records.
+
+        `async for record in consumer` too. A record counts as processed when the loop asks
+        for the next one; a loop that ends inside a batch leaves the rest of it uncommitted
+        (`consumer.iteration`). An explicit `commit()` inside the loop commits the whole batch.
+        """
+        async for record in self._record_loop.records(self.batches(timeout=timeout), limit):
+            yield record
 
     def __aiter__(self) -> AsyncIterator[TlvRecord]:
         return self.records()

@@ -67,10 +67,11 @@ class GroupState:
         return {name: member.assignments for name, member in self._members.items()}
 
     def set_topics(self, topics: Sequence[int]) -> None:
-        """Replace the topic list; a changed list is a new generation (rebalance)."""
+        """Replace the topic list; a changed list is a new generation when workers are in."""
         if tuple(topics) != self._topics:
             self._topics = tuple(topics)
-            self._rebalance()
+            if self._members:
+                self._rebalance()
 
     def handle(self, request: Request, now: float) -> Reply:
         """Apply one request and return the reply to send."""

@@ -42,6 +42,7 @@ from lnc_client.config import (
     parse_address,
 )
 from lnc_client.consumer import PollResult, StandaloneConsumer
+from lnc_client.discovery import ClusterClient
 from lnc_client.errors import ConnectionError, InvalidRequestError, LanceError, ProtocolError
 from lnc_client.groups.transport import exchange
 from lnc_client.groups.wire import (
@@ -55,6 +56,7 @@ from lnc_client.groups.wire import (
     validate_worker_id,
 )
 from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
+from lnc_client.pool import ConnectionPool
 
 __all__ = ["GroupBatch", "GroupedConsumer", "WorkerConfig"]
 
@@ -130,6 +132,8 @@ class GroupedConsumer(AsyncLifecycle):
         config: The worker configuration.
         offset_store: Where offsets are committed (default: a `FileOffsetStore` under
             `config.offset_dir`, else only the server's offsets).
+        pool: Per-topic consumers borrow their connections from this `ConnectionPool` (or
+            `ClusterClient`), so a rebalance reuses connections instead of opening new ones.
     """
 
     def __init__(
@@ -139,8 +143,10 @@ class GroupedConsumer(AsyncLifecycle):
         config: WorkerConfig,
         *,
         offset_store: OffsetStore | None = None,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
         self.config = config
+        self._pool = pool
         self._server = server
         self._coordinator = parse_address(coordinator)
         if offset_store is None and config.offset_dir is not None:
@@ -166,9 +172,11 @@ class GroupedConsumer(AsyncLifecycle):
         config: WorkerConfig,
         *,
         offset_store: OffsetStore | None = None,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> GroupedConsumer:
         """Create a worker and `start()` it (the Rust `GroupedConsumer::join`)."""
-        return await cls(server, coordinator, config, offset_store=offset_store).start()
+        worker = cls(server, coordinator, config, offset_store=offset_store, pool=pool)
+        return await worker.start()
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -327,7 +335,10 @@ class GroupedConsumer(AsyncLifecycle):
         for topic in missing:
             try:
                 self._consumers[topic] = await StandaloneConsumer.connect(
-                    self._server, self._topic_config(topic), self._store or MemoryOffsetStore()
+                    self._server,
+                    self._topic_config(topic),
+                    self._store or MemoryOffsetStore(),
+                    pool=self._pool,
                 )
             except LanceError as error:
                 self._open_retry_at = loop.time() + self.config.heartbeat_interval_s

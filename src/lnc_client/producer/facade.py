@@ -15,12 +15,14 @@ from typing import Self
 
 from lnc_client._lifecycle import AsyncLifecycle
 from lnc_client.config import Addresses, ProducerConfig, address_list
+from lnc_client.discovery import ClusterClient
 from lnc_client.errors import (
     BackpressureError,
     ConnectionError,
     LanceError,
     validate_topic_name,
 )
+from lnc_client.pool import ConnectionPool
 from lnc_client.producer.accumulator import RAW, Accumulator, as_value, encode_chunks
 from lnc_client.producer.batch import (
     Batch,
@@ -50,14 +52,26 @@ class Producer(AsyncLifecycle):
         address: `host:port`, `[v6]:port`, a bare host, or a list of them (seeds, tried in
             turn before `config.seeds`).
         config: Batching, window, memory, timeouts, reconnects, compression, auth.
+        pool: Borrow the connection from this `ConnectionPool` (or `ClusterClient`, whose
+            discovery then ranks the seeds) and give it back on close.
     """
 
-    def __init__(self, address: Addresses, config: ProducerConfig | None = None) -> None:
+    def __init__(
+        self,
+        address: Addresses,
+        config: ProducerConfig | None = None,
+        *,
+        pool: ConnectionPool | ClusterClient | None = None,
+    ) -> None:
         self.config = config = config or ProducerConfig()
         self._shared = ProducerState()
         self._accumulator = Accumulator(config, self._shared, self._sealed)
         self._window = Window(
-            [*address_list(address), *config.seeds], config, self._shared, self._accumulator
+            [*address_list(address), *config.seeds],
+            config,
+            self._shared,
+            self._accumulator,
+            pool=pool,
         )
         self._topics = self._window.topics
         self._close_done: asyncio.Future[None] | None = None

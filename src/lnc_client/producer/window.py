@@ -30,7 +30,9 @@ from typing import Final
 
 from lnc_client.config import Address, ProducerConfig
 from lnc_client.connection import Connection, IngestCallback, copy_error
+from lnc_client.discovery import ClusterClient
 from lnc_client.errors import ConnectionError, LanceError, TimeoutError, TopicNotFoundError
+from lnc_client.pool import ConnectionPool
 from lnc_client.producer.accumulator import Accumulator
 from lnc_client.producer.batch import (
     Batch,
@@ -91,6 +93,8 @@ class Window:
         config: ProducerConfig,
         shared: ProducerState,
         accumulator: Accumulator,
+        *,
+        pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
         self._config = config
         self._shared = shared
@@ -101,6 +105,7 @@ class Window:
             config.reconnect,
             auto_reconnect=config.auto_reconnect,
             on_backpressure=self._on_backpressure_frame,
+            pool=pool,
         )
         self.topics = TopicCache(self.manager)
         self._max_pending = config.max_pending_acks
