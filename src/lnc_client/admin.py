@@ -96,6 +96,27 @@ def _u64(value: int, what: str) -> int:
     return value
 
 
+@contextmanager
+def _one_deadline(timeout_s: float) -> Iterator[None]:
+    """Give every request made inside (in this task) the deadline of the outermost call."""
+    if _deadline.get() is not None:
+        yield
+        return
+    token = _deadline.set(asyncio.get_running_loop().time() + timeout_s)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _id_of(topic: int | TopicInfo) -> int:
+    """The id of a topic given by id or `TopicInfo`, checked to be a u32."""
+    topic_id = topic.id if isinstance(topic, TopicInfo) else topic
+    if type(topic_id) is not int or not 0 <= topic_id <= _U32_MAX:
+        raise ValueError(f"a topic id is an int in 0..2**32-1, not {topic_id!r}")
+    return topic_id
+
+
 class LanceClient(AsyncLifecycle):
     """Admin client: topic management, retention, cluster status and server-side offsets.
 
@@ -163,19 +184,6 @@ class LanceClient(AsyncLifecycle):
     def reconnects(self) -> int:
         """How many times the connection has been re-established."""
         return self._manager.reconnects
-
-    @contextmanager
-    def _one_deadline(self) -> Iterator[None]:
-        """Give every request made inside (in this task) the deadline of the outermost call."""
-        if _deadline.get() is not None:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-        token = _deadline.set(loop.time() + self.config.request_timeout_s)
-        try:
-            yield
-        finally:
-            _deadline.reset(token)
 
     async def _call(self, operation: Callable[[Connection], Awaitable[T]]) -> T:
         deadline = _deadline.get()
@@ -329,7 +337,7 @@ class LanceClient(AsyncLifecycle):
         """
         if isinstance(topic, str):
             return await self.get_topic_by_name(topic)
-        topic_id = self._id_of(topic)
+        topic_id = _id_of(topic)
         return await self._call(lambda conn: operations.get_topic(conn, topic_id))
 
     async def get_topic_by_name(self, name: str) -> TopicInfo:
@@ -359,7 +367,7 @@ class LanceClient(AsyncLifecycle):
         Raises:
             TopicNotFoundError: No such topic.
         """
-        with self._one_deadline():
+        with _one_deadline(self.config.request_timeout_s):
             topic_id = await self.topic_id(topic)
 
             async def gone_already(conn: Connection, error: LanceError) -> int:
@@ -394,7 +402,7 @@ class LanceClient(AsyncLifecycle):
         """
         age = _limit(max_age_secs, "max_age_secs")
         size = _limit(max_bytes, "max_bytes")
-        with self._one_deadline():
+        with _one_deadline(self.config.request_timeout_s):
             info = await self.get_topic(topic)
             stored = await self._call(
                 lambda conn: operations.set_retention(conn, info.id, age, size)
@@ -409,14 +417,7 @@ class LanceClient(AsyncLifecycle):
         """
         if isinstance(topic, str):
             return await self.resolve_topic_id(topic)
-        return self._id_of(topic)
-
-    @staticmethod
-    def _id_of(topic: int | TopicInfo) -> int:
-        topic_id = topic.id if isinstance(topic, TopicInfo) else topic
-        if type(topic_id) is not int or not 0 <= topic_id <= _U32_MAX:
-            raise ValueError(f"a topic id is an int in 0..2**32-1, not {topic_id!r}")
-        return topic_id
+        return _id_of(topic)
 
     async def _find_topic(self, name: str) -> TopicInfo | None:
         topics = await self.list_topics()
@@ -505,7 +506,7 @@ class LanceClient(AsyncLifecycle):
         self, topic: TopicRef, operation: Callable[[Connection, int], Awaitable[T]]
     ) -> T:
         """Resolve `topic` and run `operation(conn, topic_id)`, both within one deadline."""
-        with self._one_deadline():
+        with _one_deadline(self.config.request_timeout_s):
             topic_id = await self.topic_id(topic)
             return await self._call(lambda conn: operation(conn, topic_id))
 
