@@ -96,6 +96,22 @@ def _u64(value: int, what: str) -> int:
     return value
 
 
+def _client_config(
+    address: Addresses | ClientConfig | None, config: ClientConfig | None
+) -> ClientConfig:
+    """The config of a `LanceClient(address, config)`: addresses replace its host, port, seeds."""
+    if isinstance(address, ClientConfig):
+        if config is not None:
+            raise TypeError("give the ClientConfig once")
+        address, config = None, address
+    config = config or ClientConfig()
+    if address is not None:
+        first, *rest = (parse_address(item) for item in address_list(address))
+        more = (*(str(item) for item in rest), *config.seeds)
+        config = replace(config, host=first.host, port=first.port, seeds=more)
+    return config
+
+
 class LanceClient(AsyncLifecycle):
     """Admin client: topic management, retention, cluster status and server-side offsets.
 
@@ -119,16 +135,7 @@ class LanceClient(AsyncLifecycle):
         *,
         pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
-        if isinstance(address, ClientConfig):
-            if config is not None:
-                raise TypeError("give the ClientConfig once")
-            address, config = None, address
-        config = config or ClientConfig()
-        if address is not None:
-            first, *rest = (parse_address(item) for item in address_list(address))
-            more = (*(str(item) for item in rest), *config.seeds)
-            config = replace(config, host=first.host, port=first.port, seeds=more)
-        self.config = config
+        self.config = _client_config(address, config)
         self._manager = ConnectionManager(
             self.config.addresses(),
             self.config.connection_options(),
