@@ -8,11 +8,12 @@ that points to `async with` and to the blocking classes of `lnc_client.sync`.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
-__all__ = ["AsyncLifecycle"]
+__all__ = ["AsyncLifecycle", "cancel_and_wait"]
 
 
 class AsyncLifecycle(ABC):
@@ -49,3 +50,17 @@ class AsyncLifecycle(ABC):
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def cancel_and_wait(task: asyncio.Task[None]) -> None:
+    """Cancel `task` and wait until it has ended.
+
+    The task's own CancelledError is absorbed; a cancellation of the caller propagates.
+    """
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

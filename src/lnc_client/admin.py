@@ -117,6 +117,22 @@ def _id_of(topic: int | TopicInfo) -> int:
     return topic_id
 
 
+def _client_config(
+    address: Addresses | ClientConfig | None, config: ClientConfig | None
+) -> ClientConfig:
+    """The config of a `LanceClient(address, config)`: addresses replace its host, port, seeds."""
+    if isinstance(address, ClientConfig):
+        if config is not None:
+            raise TypeError("give the ClientConfig once")
+        address, config = None, address
+    config = config or ClientConfig()
+    if address is not None:
+        first, *rest = (parse_address(item) for item in address_list(address))
+        more = (*(str(item) for item in rest), *config.seeds)
+        config = replace(config, host=first.host, port=first.port, seeds=more)
+    return config
+
+
 class LanceClient(AsyncLifecycle):
     """Admin client: topic management, retention, cluster status and server-side offsets.
 
@@ -140,16 +156,7 @@ class LanceClient(AsyncLifecycle):
         *,
         pool: ConnectionPool | ClusterClient | None = None,
     ) -> None:
-        if isinstance(address, ClientConfig):
-            if config is not None:
-                raise TypeError("give the ClientConfig once")
-            address, config = None, address
-        config = config or ClientConfig()
-        if address is not None:
-            first, *rest = (parse_address(item) for item in address_list(address))
-            more = (*(str(item) for item in rest), *config.seeds)
-            config = replace(config, host=first.host, port=first.port, seeds=more)
-        self.config = config
+        self.config = _client_config(address, config)
         self._manager = ConnectionManager(
             self.config.addresses(),
             self.config.connection_options(),

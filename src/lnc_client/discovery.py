@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Final, Self
 
 from lnc_client import operations
-from lnc_client._lifecycle import AsyncLifecycle
+from lnc_client._lifecycle import AsyncLifecycle, cancel_and_wait
 from lnc_client.config import Address, parse_address
 from lnc_client.connection import Connection
 from lnc_client.errors import ConnectionError, LanceError
@@ -132,9 +132,7 @@ class ClusterDiscovery(AsyncLifecycle):
     async def close(self) -> None:
         """Stop the background refresh (the pool is the caller's)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     @property

@@ -25,7 +25,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from types import TracebackType
 from typing import Self
 
-from lnc_client._lifecycle import AsyncLifecycle
+from lnc_client._lifecycle import AsyncLifecycle, cancel_and_wait
 from lnc_client.config import Address, ConnectionOptions, parse_address
 from lnc_client.connection import Connection
 from lnc_client.errors import ConnectionError, LanceError, TimeoutError
@@ -149,9 +149,7 @@ class ConnectionPool(AsyncLifecycle):
         """Stop health checks and close every idle connection; lent ones close on release."""
         self._closed = True
         if self._health is not None:
-            self._health.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._health
+            await cancel_and_wait(self._health)
         for pool in self._pools.values():
             while pool.idle:
                 await self._retire(pool.idle.popleft())

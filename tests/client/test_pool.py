@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lnc_client import operations
+from lnc_client._lifecycle import cancel_and_wait
 from lnc_client.config import ConnectionOptions
 from lnc_client.errors import ConnectionError, TimeoutError
 from lnc_client.pool import ConnectionPool, PoolConfig
@@ -142,3 +143,27 @@ async def test_health_check_closes_a_connection_that_does_not_answer(
         assert await pool.check_health() == 1
         assert not conn.is_open
         assert pool.stats.health_check_failures == 1
+
+
+async def test_cancel_and_wait_keeps_the_closers_own_cancellation() -> None:
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.1)
+            raise
+
+    async def closer(task: asyncio.Task[None]) -> str:
+        await cancel_and_wait(task)
+        return "finished"
+
+    quick = asyncio.ensure_future(slow_to_stop())
+    await asyncio.sleep(0)
+    assert await closer(quick) == "finished"
+    inner = asyncio.ensure_future(slow_to_stop())
+    await asyncio.sleep(0)
+    outer = asyncio.ensure_future(closer(inner))
+    await asyncio.sleep(0.01)
+    outer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await outer

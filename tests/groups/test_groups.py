@@ -7,6 +7,8 @@ seconds; every wait is a `wait_for` on an observable condition, never a guessed 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from lnc_client.groups import (
 from lnc_client.offsets import FileOffsetStore
 from lnc_client.pool import ConnectionPool, PoolConfig
 
-from .conftest import Consumed, GroupEnv, python_worker, wait_for
+from .conftest import Child, Consumed, GroupEnv, python_worker, wait_for
 
 SESSION = 1.0
 BEAT = 0.1
@@ -227,3 +229,21 @@ async def test_rebalances_reuse_pooled_connections(group_env: GroupEnv) -> None:
             assert (stats.connections_created, stats.acquire_attempts) == (3, 4)
             await a.leave()
         assert pool.stats.active_connections == 0
+
+
+async def test_the_coordinator_command(group_env: GroupEnv) -> None:
+    topics = ",".join(map(str, group_env.topics[:2]))
+    child = await Child(
+        sys.executable, "-m", "lnc_client.groups", "coordinator", "--server", group_env.address,
+        "--listen", "127.0.0.1:0", "--topics", topics, "--session-timeout", "5",
+    ).start()  # fmt: skip
+    try:
+        await wait_for(lambda: child.has("JOIN"), 10)
+        address = child.last("JOIN")[1]
+        worker = await GroupedConsumer.join(group_env.address, address, worker_config("w"))
+        assert worker.assignments == tuple(group_env.topics[:2])
+        await wait_for(lambda: child.has("GENERATION") and child.last("GENERATION")[1] == "1")
+        assert json.loads(child.last("GENERATION")[2]) == {"w": group_env.topics[:2]}
+        await worker.leave()
+    finally:
+        await child.kill()

@@ -81,7 +81,11 @@ async def _work(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the arguments and run until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m lnc_client.groups", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m lnc_client.groups",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     coordinator = commands.add_parser("coordinator", help="run a group coordinator")
     coordinator.add_argument("--server", required=True, help="LWP server host:port")

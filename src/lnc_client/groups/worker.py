@@ -32,7 +32,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Self
 
-from lnc_client._lifecycle import AsyncLifecycle
+from lnc_client._lifecycle import AsyncLifecycle, cancel_and_wait
 from lnc_client.config import (
     Address,
     Addresses,
@@ -195,7 +195,8 @@ class GroupedConsumer(AsyncLifecycle):
         try:
             await self._sync()
         except BaseException:
-            await self._shutdown()
+            with contextlib.suppress(LanceError, OSError):
+                await self.leave()
             raise
         self._heartbeats = asyncio.get_running_loop().create_task(self._heartbeat_loop())
         return self
@@ -216,9 +217,7 @@ class GroupedConsumer(AsyncLifecycle):
         except (LanceError, OSError) as error:
             errors.append(error)
         if self._heartbeats is not None:
-            self._heartbeats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeats
+            await cancel_and_wait(self._heartbeats)
         try:
             if self._started:
                 await exchange(
