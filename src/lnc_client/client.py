@@ -23,7 +23,7 @@ from lnc_client.config import Addresses, ClientConfig
 from lnc_client.errors import LanceError, TopicAlreadyExistsError, validate_topic_name
 from lnc_client.protocol.control import RetentionInfo, TopicInfo
 
-__all__ = ["LanceClient", "log"]
+__all__ = ["LanceClient"]
 
 log = logging.getLogger(__name__)
 """The `lnc_client.client` logger (lnc-client 0.2.9's `client.log`)."""
