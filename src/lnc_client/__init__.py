@@ -79,7 +79,7 @@ from lnc_client.protocol import (
 from lnc_client.rust_offsets import RustOffsetStore, rust_consumer_id
 from lnc_client.streaming import StreamingConsumer
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "DEFAULT_PORT",
