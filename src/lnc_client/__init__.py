@@ -52,6 +52,7 @@ from lnc_client.errors import (
     UnsupportedCommandError,
     validate_topic_name,
 )
+from lnc_client.metrics import ClientMetrics, ConsumerMetrics, HistogramSnapshot
 from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
 from lnc_client.pool import ConnectionPool, PoolConfig, PoolStats
 from lnc_client.producer import Producer, ProducerMetrics, SendAck, SendCallback, SendHandle
@@ -95,6 +96,7 @@ __all__ = [
     "BackpressureError",
     "BufferFullPolicy",
     "ClientConfig",
+    "ClientMetrics",
     "ClusterClient",
     "ClusterDiscovery",
     "ClusterStatus",
@@ -103,11 +105,13 @@ __all__ = [
     "ConnectionError",
     "ConnectionOptions",
     "ConnectionPool",
+    "ConsumerMetrics",
     "ControlCommand",
     "FetchResult",
     "FileOffsetStore",
     "Flag",
     "ForwardFailedError",
+    "HistogramSnapshot",
     "InvalidFrameError",
     "InvalidRequestError",
     "InvalidTopicNameError",

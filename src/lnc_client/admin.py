@@ -51,6 +51,7 @@ from lnc_client.errors import (
     TopicNotFoundError,
     validate_topic_name,
 )
+from lnc_client.metrics import ClientMetrics
 from lnc_client.pool import ConnectionPool
 from lnc_client.protocol.control import (
     ClusterStatus,
@@ -192,6 +193,13 @@ class LanceClient(AsyncLifecycle):
         """How many times the connection has been re-established."""
         return self._manager.reconnects
 
+    def metrics(self) -> ClientMetrics:
+        """Return a snapshot of the counters (requests, errors, retries, latency)."""
+        stats = self._manager.stats
+        return ClientMetrics(
+            stats.requests, stats.errors, stats.retries, self.reconnects, stats.latency.snapshot()
+        )
+
     async def _call(self, operation: Callable[[Connection], Awaitable[T]]) -> T:
         deadline = _deadline.get()
         if deadline is None:
@@ -200,32 +208,6 @@ class LanceClient(AsyncLifecycle):
         if remaining <= 0:
             raise TimeoutError(f"the call took longer than {self.config.request_timeout_s} s")
         return await self._manager.call(operation, timeout=remaining)
-
-    async def _call_not_idempotent(
-        self,
-        operation: Callable[[Connection], Awaitable[T]],
-        done_already: type[LanceError],
-        recover: Callable[[Connection, LanceError], Awaitable[T]],
-    ) -> T:
-        """Run `operation`; on a retry, `done_already` means an earlier attempt did the work.
-
-        A retry happens after a failure that may have reached the server (a lost connection,
-        a timeout, FORWARD_FAILED, ...); then `recover` builds the result from the server's
-        current state, or raises the error again.
-        """
-        attempts = 0
-
-        async def attempt(conn: Connection) -> T:
-            nonlocal attempts
-            attempts += 1
-            try:
-                return await operation(conn)
-            except done_already as error:
-                if attempts == 1:
-                    raise
-                return await recover(conn, error)
-
-        return await self._call(attempt)
 
     # --- topics ---------------------------------------------------------------------------
 
@@ -245,7 +227,8 @@ class LanceClient(AsyncLifecycle):
             TopicAlreadyExistsError: The topic exists (standalone server).
         """
         validate_topic_name(name)
-        return await self._call_not_idempotent(
+        return await _not_idempotent(
+            self._call,
             lambda conn: operations.create_topic(conn, name),
             TopicAlreadyExistsError,
             lambda conn, error: _created_by_us(conn, name, error),
@@ -326,7 +309,8 @@ class LanceClient(AsyncLifecycle):
             stored = await operations.set_retention(conn, topic.id, age, size)
             return replace(topic, retention=RetentionInfo(stored.max_age_secs, stored.max_bytes))
 
-        return await self._call_not_idempotent(
+        return await _not_idempotent(
+            self._call,
             lambda conn: operations.create_topic_with_retention(conn, name, age, size),
             TopicAlreadyExistsError,
             recover,
@@ -380,7 +364,8 @@ class LanceClient(AsyncLifecycle):
             async def gone_already(conn: Connection, error: LanceError) -> int:
                 return topic_id
 
-            return await self._call_not_idempotent(
+            return await _not_idempotent(
+                self._call,
                 lambda conn: operations.delete_topic(conn, topic_id),
                 TopicNotFoundError,
                 gone_already,
@@ -516,6 +501,33 @@ class LanceClient(AsyncLifecycle):
         with _one_deadline(self.config.request_timeout_s):
             topic_id = await self.topic_id(topic)
             return await self._call(lambda conn: operation(conn, topic_id))
+
+
+async def _not_idempotent(
+    call: Callable[[Callable[[Connection], Awaitable[T]]], Awaitable[T]],
+    operation: Callable[[Connection], Awaitable[T]],
+    done_already: type[LanceError],
+    recover: Callable[[Connection, LanceError], Awaitable[T]],
+) -> T:
+    """Run `operation` through `call`; on a retry, `done_already` means an earlier try did it.
+
+    A retry happens after a failure that may have reached the server (a lost connection, a
+    timeout, FORWARD_FAILED, ...); then `recover` builds the result from the server's current
+    state, or raises the error again.
+    """
+    attempts = 0
+
+    async def attempt(conn: Connection) -> T:
+        nonlocal attempts
+        attempts += 1
+        try:
+            return await operation(conn)
+        except done_already as error:
+            if attempts == 1:
+                raise
+            return await recover(conn, error)
+
+    return await call(attempt)
 
 
 async def _created_by_us(conn: Connection, name: str, error: LanceError) -> TopicInfo:

@@ -38,6 +38,7 @@ from lnc_client.errors import (
     NotLeaderError,
     TimeoutError,
 )
+from lnc_client.metrics import RequestStats
 from lnc_client.pool import ConnectionPool, PooledConnection
 
 __all__ = ["ConnectionManager"]
@@ -90,6 +91,8 @@ class ConnectionManager:
         self._opening: asyncio.Task[Connection] | None = None
         self._closed = False
         self.reconnects = 0
+        self.stats = RequestStats()
+        """Requests run by `call`, their errors, retries and latency."""
 
     @property
     def current(self) -> Connection | None:
@@ -246,8 +249,25 @@ class ConnectionManager:
                 attempts are used up, or the time is up.
         """
         loop = asyncio.get_running_loop()
+        stats, started = self.stats, loop.time()
+        stats.requests += 1
+        try:
+            return await self._call(operation, loop, started, timeout)
+        except Exception:
+            stats.errors += 1
+            raise
+        finally:
+            stats.latency.observe(loop.time() - started)
+
+    async def _call(
+        self,
+        operation: Callable[[Connection], Awaitable[T]],
+        loop: asyncio.AbstractEventLoop,
+        started: float,
+        timeout: float | None,
+    ) -> T:
         limit = self.options.request_timeout_s if timeout is None else timeout
-        deadline = loop.time() + limit
+        deadline = started + limit
         attempt = 0
         while True:
             conn = await self.get(deadline=deadline)
@@ -269,6 +289,7 @@ class ConnectionManager:
             delay = self.reconnect.delay_for_attempt(attempt - 1)
             if loop.time() + delay >= deadline:
                 raise last
+            self.stats.retries += 1
             await asyncio.sleep(delay)
 
     async def close(self) -> None:

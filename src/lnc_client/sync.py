@@ -377,6 +377,7 @@ class StandaloneConsumer(_Blocking[consumer.StandaloneConsumer]):
     seek_to = _on_loop(consumer.StandaloneConsumer.seek_to)
     rewind = _on_loop(consumer.StandaloneConsumer.rewind)
     seek_to_end = _on_loop(consumer.StandaloneConsumer.seek_to_end)
+    metrics = _on_loop(consumer.StandaloneConsumer.metrics)
 
 
 class LanceClient(_Blocking[admin.LanceClient]):
@@ -425,3 +426,4 @@ class LanceClient(_Blocking[admin.LanceClient]):
     subscribe = _blocking(admin.LanceClient.subscribe)
     unsubscribe = _blocking(admin.LanceClient.unsubscribe)
     commit_offset = _blocking(admin.LanceClient.commit_offset)
+    metrics = _on_loop(admin.LanceClient.metrics)

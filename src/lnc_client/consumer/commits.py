@@ -56,6 +56,8 @@ class Committer:
         self._server_committed: int | None = None
         self._server_commit: asyncio.Task[None] | None = None
         self.committed: int | None = None
+        self.commits = 0
+        """Offsets saved to the store so far."""
         self.last_commit_at = 0.0
 
     async def load(self) -> int | None:
@@ -94,6 +96,7 @@ class Committer:
             self._config.consumer_name, fetcher.topic_id, offset, topic_name=fetcher.topic_name
         )
         self.committed = offset
+        self.commits += 1
         self.last_commit_at = asyncio.get_running_loop().time()
         return offset
 

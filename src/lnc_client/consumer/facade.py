@@ -24,6 +24,7 @@ from lnc_client.consumer.iteration import RecordLoop
 from lnc_client.consumer.result import PollResult, consumer_id_for
 from lnc_client.discovery import ClusterClient
 from lnc_client.errors import ConnectionError, LanceError, TimeoutError, TopicNotFoundError
+from lnc_client.metrics import ConsumerMetrics
 from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
 from lnc_client.pool import ConnectionPool
 from lnc_client.protocol.control import TAIL_OFFSET
@@ -264,6 +265,20 @@ class StandaloneConsumer(AsyncLifecycle):
     def reconnects(self) -> int:
         """How many times the connection has been re-established."""
         return self._manager.reconnects
+
+    def metrics(self) -> ConsumerMetrics:
+        """Return a snapshot of the counters, the position and the lag."""
+        fetcher = self._fetcher
+        return ConsumerMetrics(
+            **fetcher.counts,
+            reconnects=self.reconnects,
+            commits=self._commits.commits,
+            current_offset=self.current_offset,
+            committed_offset=self.committed_offset,
+            high_water_mark=self.high_water_mark,
+            lag=self.lag,
+            fetch_latency=fetcher.fetch_latency.snapshot(),
+        )
 
     @property
     def closed(self) -> bool:

@@ -39,6 +39,7 @@ from lnc_client.errors import (
     ServerCatchingUpError,
     UndecodableRecordError,
 )
+from lnc_client.metrics import LatencyHistogram
 from lnc_client.protocol.control import FetchResult
 from lnc_client.protocol.frame import MAX_PAYLOAD_SIZE
 from lnc_client.protocol.records import decode_stream, record_header
@@ -50,6 +51,18 @@ _log = logging.getLogger("lnc_client.consumer")
 
 _MAX_BACKOFF_DOUBLINGS: Final = 4
 _T = TypeVar("_T")
+
+
+FETCH_COUNTERS: Final = (
+    "records_received",
+    "bytes_received",
+    "batches_received",
+    "fetches",
+    "empty_fetches",
+    "catching_up_replies",
+    "retries",
+)
+"""The `ConsumerMetrics` fields counted by the fetcher."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +122,9 @@ class Fetcher:
         self._retries = 0
         self._catching_up_since: float | None = None
         self._catching_up_replies = 0
+        self.counts = dict.fromkeys(FETCH_COUNTERS, 0)
+        """What the fetches did, by `ConsumerMetrics` field name."""
+        self.fetch_latency = LatencyHistogram()
 
     # --- position -------------------------------------------------------------------------
 
@@ -295,8 +311,11 @@ class Fetcher:
         conn = await self._connection()
         timeout = self._config.request_timeout_s
         topic_id = self.topic_id
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         if not want_end:
             window = await operations.fetch(conn, topic_id, position, size, timeout=timeout)
+            self.fetch_latency.observe(loop.time() - started)
             return _Fetched(position, size, window, None)
         end_task = asyncio.get_running_loop().create_task(
             operations.end_offset(conn, topic_id, timeout=timeout)
@@ -306,6 +325,7 @@ class Fetcher:
         except BaseException:
             forget(end_task)
             raise
+        self.fetch_latency.observe(loop.time() - started)
         return _Fetched(position, size, window, await end_task)
 
     # --- answers --------------------------------------------------------------------------
@@ -328,6 +348,7 @@ class Fetcher:
             if isinstance(error, NotLeaderError):
                 self._manager.redirect(error.leader_addr)
             _log.info("fetch from offset %d failed, retrying: %s", self.offset, error)
+            self.counts["retries"] += 1
             self._tail = b""
             self._not_before = now + self._manager.reconnect.delay_for_attempt(self._retries)
             self._retries += 1
@@ -338,6 +359,7 @@ class Fetcher:
         if self._catching_up_since is None:
             self._catching_up_since = now
         self._catching_up_replies += 1
+        self.counts["catching_up_replies"] += 1
         self.hwm = error.server_offset
         limit = self._config.catching_up_timeout_s
         if limit is not None and now - self._catching_up_since >= limit:
@@ -361,7 +383,10 @@ class Fetcher:
         received = len(data)
         hwm = max(self.hwm if fetched.end is None else fetched.end, window.next_offset)
         self.hwm = hwm
+        counts = self.counts
+        counts["fetches"] += 1
         if not received:
+            counts["empty_fetches"] += 1
             self._not_before = now + self._config.poll_interval_ms / 1000
             return None
         tail = self._tail
@@ -377,4 +402,7 @@ class Fetcher:
         self._tail = buffer[used:]
         if not records:
             return None
+        counts["records_received"] += len(records)
+        counts["bytes_received"] += used
+        counts["batches_received"] += 1
         return PollResult(buffer[:used], records, start, end, hwm, len(records))

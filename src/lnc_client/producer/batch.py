@@ -17,6 +17,7 @@ from enum import Enum
 
 from lnc_client.connection import Connection, copy_error
 from lnc_client.errors import ConnectionError, LanceError, TimeoutError
+from lnc_client.metrics import HistogramSnapshot
 
 __all__ = [
     "Batch",
@@ -74,6 +75,7 @@ class ProducerMetrics:
         in_flight_batches: Batches sent and not yet settled.
         reconnects: Times the connection was re-established.
         backpressure_frames: Backpressure frames received.
+        ack_latency: Time from writing each batch (its last attempt) to its Ack.
     """
 
     records_sent: int
@@ -90,6 +92,7 @@ class ProducerMetrics:
     in_flight_batches: int
     reconnects: int
     backpressure_frames: int
+    ack_latency: HistogramSnapshot
 
 
 class State(Enum):

@@ -439,4 +439,5 @@ class Producer(AsyncLifecycle):
             queued_batches=len(window.retry) + len(window.ready),
             in_flight_batches=len(window.in_flight),
             reconnects=window.manager.reconnects,
+            ack_latency=window.ack_latency.snapshot(),
         )

@@ -32,6 +32,7 @@ from lnc_client.config import Address, ProducerConfig
 from lnc_client.connection import Connection, IngestCallback, copy_error
 from lnc_client.discovery import ClusterClient
 from lnc_client.errors import ConnectionError, LanceError, TimeoutError, TopicNotFoundError
+from lnc_client.metrics import LatencyHistogram
 from lnc_client.pool import ConnectionPool
 from lnc_client.producer.accumulator import Accumulator
 from lnc_client.producer.batch import (
@@ -125,6 +126,7 @@ class Window:
         self._unreported_count = 0
         self._tick = max(_MIN_TICK_S, min(config.request_timeout_s, config.delivery_timeout_s) / 8)
         self.counts = dict.fromkeys(COUNTERS, 0)
+        self.ack_latency = LatencyHistogram()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -248,6 +250,7 @@ class Window:
 
     def _acked(self, batch: Batch) -> None:
         self._backpressure_delay = 0.0
+        self.ack_latency.observe(self._shared.now() - batch.sent_at)
         self._accumulator.release(batch)
         counts = self.counts
         counts["records_acked"] += batch.count
