@@ -54,7 +54,7 @@ PURE_STDLIB = frozenset(
 PURE_THIRD_PARTY = frozenset({"lz4"})
 """`lz4.block`: compression of bytes in memory."""
 IO_BUILTINS = frozenset({"open", "print", "input", "breakpoint"})
-SHARED = frozenset({f"{ROOT}.errors", f"{ROOT}.tlv", f"{ROOT}._fs"})
+SHARED = frozenset({f"{ROOT}.errors", f"{ROOT}.tlv", f"{ROOT}._fs", f"{ROOT}.metrics"})
 """Modules below both the client and the server. A new one is added here on purpose."""
 TOP = ("cli", "testing")
 """Packages on top of both the client and the server (the command line, the pytest plugin)."""

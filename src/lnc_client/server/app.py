@@ -33,6 +33,7 @@ from lnc_client.server.config import (
     ServerConfigChanges,
     TlsConfig,
 )
+from lnc_client.server.metrics import ObservabilityEndpoints, ServerMetrics, ServerStats
 from lnc_client.server.session import Session
 from lnc_client.server.storage.retention import apply_retention
 from lnc_client.server.storage.topics import TopicRegistry
@@ -59,6 +60,8 @@ class ServerOptions(TypedDict, total=False):
         faults: Initial fault switches (see `FaultConfig`).
         tls: TLS settings.
         idle_timeout_secs: Close connections idle this long (0: never, the real behaviour).
+        metrics_addr: Serve Prometheus metrics on this `host:port` (`/metrics`).
+        health_addr: Serve the health endpoint on this `host:port` (`/health/...`).
     """
 
     host: str
@@ -69,6 +72,8 @@ class ServerOptions(TypedDict, total=False):
     faults: FaultConfig
     tls: TlsConfig
     idle_timeout_secs: float
+    metrics_addr: str
+    health_addr: str
 
 
 def _build_config(
@@ -136,6 +141,8 @@ class LanceServer:
         self._listener: asyncio.Server | None = None
         self._sessions: set[Session] = set()
         self._retention_task: asyncio.Task[None] | None = None
+        self._stats = ServerStats()
+        self._endpoints = ObservabilityEndpoints(self._stats, self.metrics, lambda: self.running)
 
     # --- properties -----------------------------------------------------------------------------
 
@@ -201,6 +208,25 @@ class LanceServer:
         """Segment syncs done by the writer since the last start (for measurements)."""
         return self._state.writer.syncs if self._state is not None else 0
 
+    @property
+    def metrics_address(self) -> str | None:
+        """`host:port` of the Prometheus endpoint while it serves (`config.metrics_addr`)."""
+        return self._endpoints.metrics_address
+
+    @property
+    def health_address(self) -> str | None:
+        """`host:port` of the health endpoint while it serves (`config.health_addr`)."""
+        return self._endpoints.health_address
+
+    def metrics(self) -> ServerMetrics:
+        """Return a snapshot of the server's counters (kept across restarts)."""
+        state = self._state
+        return self._stats.snapshot(
+            connections_open=len(self._sessions),
+            topics=len(state.registry.by_id) if state is not None else 0,
+            fsyncs=self.fsync_count,
+        )
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def __aenter__(self) -> LanceServer:
@@ -230,8 +256,9 @@ class LanceServer:
         registry, tokens = await asyncio.to_thread(self._load, config)
         writer = GroupCommitWriter(loop, max_queue_bytes=config.writer_queue_max_bytes)
         writer.inject_errno = errno.ENOSPC if self._faults.disk_full else 0
+        writer.stats = self._stats
         writer.start()
-        state = ServerState(config, registry, writer, tokens, self._faults)
+        state = ServerState(config, registry, writer, tokens, self._faults, stats=self._stats)
         commands = Commands(state)
         try:
             listener = await loop.create_server(
@@ -250,6 +277,11 @@ class LanceServer:
         self._state = state
         self._listener = listener
         self._retention_task = loop.create_task(self._retention_loop(state))
+        try:
+            await self._endpoints.start(config.metrics_addr, config.health_addr)
+        except BaseException:
+            await self.stop()
+            raise
 
     @staticmethod
     def _load(config: ServerConfig) -> tuple[TopicRegistry, frozenset[str]]:
@@ -266,6 +298,7 @@ class LanceServer:
                 segments were not closed and are recovered at the next start.
             TimeoutError: The writer did not finish closing the segments in time.
         """
+        await self._endpoints.stop()
         listener, state = self._listener, self._state
         if listener is None or state is None:
             return

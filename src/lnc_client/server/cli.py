@@ -57,6 +57,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--idle-timeout-secs", type=float, help="close idle connections (0 = never)"
     )
     parser.add_argument(
+        "--metrics",
+        metavar="ADDR",
+        help="serve Prometheus metrics on HOST:PORT at /metrics (the real server: 0.0.0.0:9090)",
+    )
+    parser.add_argument(
+        "--health",
+        metavar="ADDR",
+        help="serve /health/live, /health/ready, ... on HOST:PORT (the real server: 0.0.0.0:8080)",
+    )
+    parser.add_argument(
         "--auth-token",
         action="append",
         help="enable token auth; repeatable. Visible to every local user in `ps`: prefer "
@@ -106,6 +116,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         "max_payload_size": args.max_payload_size,
         "retention_interval_secs": args.retention_interval_secs,
         "idle_timeout_secs": args.idle_timeout_secs,
+        "metrics_addr": args.metrics,
+        "health_addr": args.health,
     }
     # argparse parsed each flag to its field's type (type=Path/int/float above)
     overrides = cast(
@@ -151,6 +163,10 @@ async def _serve(config: ServerConfig) -> None:
     try:
         async with LanceServer(config=config) as server:
             print(f"listening on {server.address}", flush=True)
+            if server.metrics_address:
+                print(f"metrics on http://{server.metrics_address}/metrics", flush=True)
+            if server.health_address:
+                print(f"health on http://{server.health_address}/health", flush=True)
             await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -58,6 +58,7 @@ from lnc_client.protocol.frame import (
     encode_header,
 )
 from lnc_client.server.config import FaultConfig, ServerConfig
+from lnc_client.server.metrics import ServerStats
 from lnc_client.server.storage.segments import Buffer, TopicSnapshot
 from lnc_client.server.storage.topics import Topic, TopicRegistry
 from lnc_client.server.storage.writer import GroupCommitWriter
@@ -170,6 +171,7 @@ class ServerState:
         stopping: Set when `stop()` begins; a connection that arrives later is dropped at once.
         buffered_bytes: Receive-buffer bytes of all sessions (bounded by
             `config.max_buffered_bytes_total`).
+        stats: The server's counters (`LanceServer.metrics()`).
     """
 
     config: ServerConfig
@@ -181,6 +183,7 @@ class ServerState:
     subscriptions: BoundedOffsets = field(init=False)
     stopping: bool = False
     buffered_bytes: int = 0
+    stats: ServerStats = field(default_factory=ServerStats)
 
     def __post_init__(self) -> None:
         """Create the bounded offset tables."""
@@ -228,6 +231,7 @@ class Commands:
         Returns:
             The response frame's parts, or a coroutine producing them for disk-bound commands.
         """
+        self._state.stats.control_requests += 1
         if not auth.authenticated and command != ControlCommand.AUTHENTICATE:
             return AUTH_REQUIRED
         try:
@@ -413,6 +417,9 @@ class Commands:
             size = min(size, cap)
         if size <= 0:
             return _fetch_frame(start, b"")
+        stats = self._state.stats
+        stats.fetches += 1
+        stats.fetch_bytes += size
         loop = asyncio.get_running_loop()
         return _read_window(loop, snapshot, start, size)
 

@@ -60,6 +60,8 @@ _KNOWN_KEYS: Final[dict[str, frozenset[str]]] = {
         (
             "data_dir",
             "listen_addr",
+            "metrics_addr",
+            "health_addr",
             "retention_cleanup_interval_secs",
             "ingestion",
             "io",
@@ -81,8 +83,6 @@ _REAL_ONLY_KEYS: Final[dict[str, frozenset[str]]] = {
         (
             "node_id",
             "replication_addr",
-            "metrics_addr",
-            "health_addr",
             "replication_mode",
             "peers",
             "wal",
@@ -247,6 +247,10 @@ class ServerConfig:
         auth: Token authentication.
         tls: TLS settings.
         faults: Initial fault switches.
+        metrics_addr: `host:port` of the Prometheus endpoint (`/metrics`), port 0 for a free
+            one; None (the default) serves none. The real server's default is `0.0.0.0:9090`.
+        health_addr: `host:port` of the health endpoint (`/health/live`, `/health/ready`, ...);
+            None serves none. The real server's default is `0.0.0.0:8080`.
     """
 
     data_dir: Path
@@ -269,6 +273,8 @@ class ServerConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     faults: FaultConfig = field(default_factory=FaultConfig)
+    metrics_addr: str | None = None
+    health_addr: str | None = None
 
     def __post_init__(self) -> None:
         """Check ranges."""
@@ -324,6 +330,8 @@ class ServerConfigChanges(TypedDict, total=False):
     auth: AuthConfig
     tls: TlsConfig
     faults: FaultConfig
+    metrics_addr: str | None
+    health_addr: str | None
 
 
 def _table(doc: dict[str, object], key: str) -> dict[str, object]:
@@ -396,6 +404,9 @@ def load_config(path: Path, **overrides: Unpack[ServerConfigChanges]) -> ServerC
     values: dict[str, object] = {}
     if "data_dir" in doc:
         values["data_dir"] = Path(str(_typed(doc, "data_dir", str, "")))
+    for key in ("metrics_addr", "health_addr"):
+        if key in doc:
+            values[key] = str(_typed(doc, key, str, ""))
     if "listen_addr" in doc:
         host, _, port = str(_typed(doc, "listen_addr", str, "")).rpartition(":")
         if not host or not port.isdigit():

@@ -176,6 +176,7 @@ class Session(asyncio.BufferedProtocol):
             transport.abort()
             return
         self._live.add(self)
+        self._state.stats.connections_accepted += 1
         transport.set_write_buffer_limits(high=self._state.config.write_buffer_high_bytes)
         self._last_activity = self._loop.time()
         if self._state.config.idle_timeout_secs:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
 
+from lnc_client.server.metrics import ServerStats
 from lnc_client.server.storage.segments import Buffer, TopicLog
 
 __all__ = ["GroupCommitWriter", "WriteDone", "WriterUnavailableError"]
@@ -92,6 +93,8 @@ class GroupCommitWriter:
         self.commits = 0
         self.syncs = 0
         self.inject_errno = 0
+        self.stats: ServerStats | None = None
+        """Counts each finished write (batches, bytes, latency) when set."""
 
     def start(self) -> None:
         """Start the thread."""
@@ -119,6 +122,9 @@ class GroupCommitWriter:
         Raises:
             WriterUnavailableError: The writer is stopped or has failed.
         """
+        stats = self.stats
+        if stats is not None:
+            done = _counted(done, stats, len(entries), nbytes, self._loop)
         self._enqueue(_Write(entries, nbytes, done))
         self._queued_bytes += nbytes  # released on the loop, so never before this line
 
@@ -292,3 +298,16 @@ def _settle(future: asyncio.Future[T], value: T | None, error: Exception | None)
 
 def _bind_done(done: WriteDone, error: OSError | None) -> _Completion:
     return lambda: done(error)
+
+
+def _counted(
+    done: WriteDone, stats: ServerStats, batches: int, nbytes: int, loop: asyncio.AbstractEventLoop
+) -> WriteDone:
+    """`done`, after adding the write to `stats` (called on the loop, as `done` is)."""
+    started = loop.time()
+
+    def finished(error: OSError | None) -> None:
+        stats.written(batches, nbytes, loop.time() - started, error is not None)
+        done(error)
+
+    return finished
