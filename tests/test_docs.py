@@ -144,3 +144,39 @@ def test_license_file_matches_pyproject_and_version_is_one() -> None:
     assert "END OF TERMS AND CONDITIONS" in license_text  # the full text, not a stub
     assert project["version"] == lnc_client.__version__
     assert f"## {lnc_client.__version__}" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_every_logger_is_named_after_its_module_and_documented() -> None:
+    import logging
+
+    documented = set(re.findall(r"^\| `(lnc_client[\w.]*)` \|", OBSERVABILITY.read_text(), re.M))
+    found = set()
+    for module_info in pkgutil.walk_packages(lnc_client.__path__, "lnc_client."):
+        if module_info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(module_info.name)
+        for value in vars(module).values():
+            if isinstance(value, logging.Logger):
+                expected = ALIASED_LOGGERS.get(module.__name__, module.__name__)
+                assert value.name == expected, module.__name__
+                found.add(value.name)
+    assert found == documented
+
+
+OBSERVABILITY = ROOT / "docs" / "observability.md"
+ALIASED_LOGGERS = {"lnc_client._lwp_connection": "lnc_client.connection"}
+"""The 0.2.9 connection logs under the name of the module that exports it."""
+
+
+@pytest.mark.parametrize(
+    "name", ["ProducerMetrics", "ConsumerMetrics", "ClientMetrics", "ServerMetrics"]
+)
+def test_every_metrics_field_is_documented(name: str) -> None:
+    from lnc_client.metrics import ClientMetrics, ConsumerMetrics
+    from lnc_client.producer import ProducerMetrics
+    from lnc_client.server.metrics import ServerMetrics
+
+    cls = {c.__name__: c for c in (ProducerMetrics, ConsumerMetrics, ClientMetrics, ServerMetrics)}
+    section = OBSERVABILITY.read_text().split(f"### `{name}`", 1)[1].split("\n#", 1)[0]
+    listed = re.findall(r"^\| `(\w+)` \|", section, re.M)
+    assert listed == [field.name for field in dataclasses.fields(cls[name])]

@@ -12,6 +12,8 @@ command.
 Everything a user needs is importable from here.
 """
 
+import logging
+
 from lnc_client.admin import NO_LIMIT, LanceClient, TopicRef
 from lnc_client.config import (
     Address,
@@ -81,6 +83,8 @@ from lnc_client.rust_offsets import RustOffsetStore, rust_consumer_id
 from lnc_client.streaming import StreamingConsumer
 
 __version__ = "0.3.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_PORT",

@@ -47,7 +47,7 @@ from lnc_client.reconnect import ConnectionManager
 
 __all__ = ["Fetcher"]
 
-_log = logging.getLogger("lnc_client.consumer")
+_log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_DOUBLINGS: Final = 4
 _T = TypeVar("_T")

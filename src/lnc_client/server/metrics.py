@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import importlib.metadata
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from lnc_client.metrics import HistogramSnapshot, LatencyHistogram, prometheus_t
 
 __all__ = ["ObservabilityEndpoints", "ServerMetrics", "ServerStats"]
 
-_log = logging.getLogger(__name__)
 
 _REQUEST_LIMIT: Final = 8192
 _REQUEST_TIMEOUT_S: Final = 5.0
