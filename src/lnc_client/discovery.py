@@ -30,7 +30,7 @@ from typing import Final, Self
 
 from lnc_client import operations
 from lnc_client._lifecycle import AsyncLifecycle, cancel_and_wait
-from lnc_client.config import Address, parse_address
+from lnc_client.config import Address, Addresses, address_list, parse_address
 from lnc_client.connection import Connection
 from lnc_client.errors import ConnectionError, LanceError
 from lnc_client.pool import ConnectionPool, PoolConfig, PooledConnection
@@ -101,19 +101,19 @@ class ClusterDiscovery(AsyncLifecycle):
     """A seed list kept ranked by GetClusterStatus (see the module docstring).
 
     Args:
-        seeds: Known node addresses; at least one.
+        seeds: Known node addresses (`host:port`, `[v6]:port`, a bare host, or a list).
         pool: Where connections come from (shared with `ClusterClient`).
         refresh_interval_s: Background refresh period; 0: only explicit `refresh()` calls.
     """
 
     def __init__(
         self,
-        seeds: Sequence[str | Address],
+        seeds: Addresses,
         pool: ConnectionPool,
         *,
         refresh_interval_s: float = 60.0,
     ) -> None:
-        self._seeds = tuple(dict.fromkeys(parse_address(s) for s in seeds))
+        self._seeds = tuple(dict.fromkeys(parse_address(s) for s in address_list(seeds)))
         if not self._seeds:
             raise ValueError("cluster discovery needs at least one seed address")
         self._pool = pool
@@ -180,14 +180,14 @@ class ClusterClient(AsyncLifecycle):
     `async with cluster.connection() as conn: await operations.list_topics(conn)`.
 
     Args:
-        seeds: Known node addresses.
+        seeds: Known node addresses (`host:port`, `[v6]:port`, a bare host, or a list).
         pool_config: The pool's configuration (TLS, token, limits).
         refresh_interval_s: How often the ranking is refreshed.
     """
 
     def __init__(
         self,
-        seeds: Sequence[str | Address],
+        seeds: Addresses,
         pool_config: PoolConfig | None = None,
         *,
         refresh_interval_s: float = 60.0,
