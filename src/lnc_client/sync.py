@@ -29,18 +29,21 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
-from typing import Any, Concatenate, Final, Generic, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, Final, Generic, ParamSpec, Self, TypeVar, cast, overload
 
 from lnc_client import admin, consumer, producer
 from lnc_client.config import Addresses, ClientConfig, ProducerConfig, StandaloneConfig
 from lnc_client.offsets import OffsetStore
 from lnc_client.protocol.records import TlvRecord
+from lnc_client.serde import Deserializer, Message, StringSerde, decode_batch
 
-__all__ = ["LanceClient", "Producer", "StandaloneConsumer", "shutdown"]
+__all__ = ["DeserializingConsumer", "LanceClient", "Producer", "StandaloneConsumer", "shutdown"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 A = TypeVar("A", admin.LanceClient, producer.Producer, consumer.StandaloneConsumer)
+K = TypeVar("K")
+V = TypeVar("V")
 
 _CLOSE_AT_EXIT_S: Final = 10.0
 """How long the atexit hook waits for each object still open to close."""
@@ -427,3 +430,65 @@ class LanceClient(_Blocking[admin.LanceClient]):
     unsubscribe = _blocking(admin.LanceClient.unsubscribe)
     commit_offset = _blocking(admin.LanceClient.commit_offset)
     metrics = _on_loop(admin.LanceClient.metrics)
+
+
+class DeserializingConsumer(Generic[K, V]):
+    """The blocking `lnc_client.serde.DeserializingConsumer`: yields decoded `Message`s.
+
+    `for message in DeserializingConsumer(consumer, JSON): message.value`. Offsets, commits,
+    seeks and closing stay on the wrapped consumer (`.consumer`).
+
+    Args:
+        consumer: A blocking `StandaloneConsumer`.
+        value_deserializer: Decodes values.
+        key_deserializer: Decodes keys; by default keys are UTF-8 text (`str`).
+    """
+
+    @overload
+    def __init__(
+        self: DeserializingConsumer[str, V],
+        consumer: StandaloneConsumer,
+        value_deserializer: Deserializer[V],
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        consumer: StandaloneConsumer,
+        value_deserializer: Deserializer[V],
+        *,
+        key_deserializer: Deserializer[K],
+    ) -> None: ...
+
+    def __init__(
+        self,
+        consumer: StandaloneConsumer,
+        value_deserializer: Deserializer[V],
+        *,
+        key_deserializer: Deserializer[K] | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self._values = value_deserializer
+        self._keys = cast(Deserializer[K], key_deserializer or StringSerde())
+
+    def poll(self, timeout: float | None = None) -> list[Message[K, V]] | None:
+        """`consumer.poll()`, decoded; None when nothing arrived in time.
+
+        Raises:
+            DeserializationError: A record did not decode; it names the topic and offset.
+        """
+        batch = self.consumer.poll(timeout)
+        return None if batch is None else self._decode(batch)
+
+    def _decode(self, batch: consumer.PollResult) -> list[Message[K, V]]:
+        return decode_batch(
+            batch,
+            self._values,
+            key_deserializer=self._keys,
+            topic_id=self.consumer.topic_id,
+            topic_name=self.consumer.topic_name,
+        )
+
+    def __iter__(self) -> Iterator[Message[K, V]]:
+        for batch in self.consumer.batches():
+            yield from self._decode(batch)

@@ -134,3 +134,25 @@ async def test_records_of_a_compressed_envelope_carry_the_envelope_offset(
     assert {m.offset for m in messages[:200]} == {first}
     assert {m.offset for m in messages[200:]} == {second}
     assert [m.value for m in (messages[0], messages[399])] == [{"a": 1}, {"b": 2}]
+
+
+def test_blocking_consumer_with_a_deserializer(
+    lance_sync_producer: object, lance_sync_consumer: object, lance_topic: TopicInfo
+) -> None:
+    from lnc_client import sync
+
+    assert isinstance(lance_sync_producer, sync.Producer)
+    assert isinstance(lance_sync_consumer, sync.StandaloneConsumer)
+    lance_sync_producer.send_batch(
+        lance_topic.id, [TlvRecord.json({"n": 1}), TlvRecord.key_value("k", {"n": 2})]
+    )
+    decoding = sync.DeserializingConsumer(lance_sync_consumer, JSON)
+    messages = []
+    for message in decoding:
+        messages.append((message.key, message.value))
+        if len(messages) == 2:
+            break
+    assert messages == [(None, {"n": 1}), ("k", {"n": 2})]
+    lance_sync_producer.send(lance_topic.id, b"{broken")
+    with pytest.raises(DeserializationError, match=f"offset 27 of topic '{lance_topic.name}'"):
+        decoding.poll(2)
