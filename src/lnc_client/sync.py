@@ -12,6 +12,9 @@ concurrently on the loop exactly as concurrent tasks would (a consumer additiona
 `poll()` callers, as the asyncio consumer allows one poller at a time). A `KeyboardInterrupt`
 while waiting cancels the submitted call (a cancelled poll keeps its fetch, as in asyncio).
 
+A process forked after the loop started (a pre-forking WSGI server) gets a loop of its own on
+first use; create the blocking objects in the process that uses them.
+
 Shutdown: at interpreter exit (`atexit`) every object still open is closed (producers flush,
 consumers commit as `close()` does), bounded by `close_timeout_s` each, then the loop stops and
 its thread is joined. Callbacks given to the objects (`send_nowait(callback=...)`,
@@ -25,6 +28,7 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -85,6 +89,12 @@ class _LoopThread:
             future.cancel()
             raise
 
+    def forget(self) -> None:
+        """Drop the loop and the objects of a parent process (in a forked child)."""
+        self._lock = threading.Lock()
+        self._loop = self._thread = None
+        self.open_objects = weakref.WeakSet()
+
     def shutdown(self) -> None:
         """Close what is still open, stop the loop and join its thread (idempotent)."""
         with self._lock:
@@ -111,6 +121,8 @@ async def _as_coroutine(awaitable: Awaitable[R]) -> R:
 
 _RUNNER: Final = _LoopThread()
 atexit.register(_RUNNER.shutdown)
+if hasattr(os, "register_at_fork"):  # a forked child has no loop thread: it starts its own
+    os.register_at_fork(after_in_child=_RUNNER.forget)
 
 
 def shutdown() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,3 +157,21 @@ def test_shutdown_closes_open_objects_and_a_new_loop_starts_after(server: Server
     assert producer.closed
     with LanceClient(client_config(server)) as client:
         assert bytes(client.fetch(topic_id, 0, 100).data).endswith(b"flushed by shutdown")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_gets_a_loop_of_its_own(server: ServerThread) -> None:
+    with LanceClient(client_config(server)) as client:
+        client.create_topic("forked")  # the parent's loop thread is running now
+        with warnings.catch_warnings():  # 3.12 warns about forking a threaded process
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # the child: without a loop of its own this would hang
+            code = 1
+            try:
+                with LanceClient(client_config(server)) as child:
+                    code = 0 if [t.name for t in child.list_topics()] == ["forked"] else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
