@@ -165,6 +165,7 @@ class ConsumerMetrics:
         catching_up_replies: CatchingUp answers (the offset was past the server's end).
         retries: Fetches tried again after a retryable error or a lost connection.
         reconnects: Times the connection was re-established.
+        errors: Polls that raised a `LanceError` (after the retries they do themselves).
         commits: Offsets committed to the store.
         current_offset: The byte offset of the next record to deliver.
         committed_offset: The last committed offset, or None.
@@ -181,6 +182,7 @@ class ConsumerMetrics:
     catching_up_replies: int
     retries: int
     reconnects: int
+    errors: int
     commits: int
     current_offset: int
     committed_offset: int | None

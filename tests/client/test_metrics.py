@@ -9,6 +9,7 @@ import pytest
 from lnc_client import (
     ConsumerMetrics,
     LanceClient,
+    LanceError,
     Producer,
     StandaloneConsumer,
     TopicNotFoundError,
@@ -58,6 +59,7 @@ async def test_producer_consumer_and_client_count_what_they_did(
     assert consumed.fetches >= 1
     assert consumed.fetch_latency.count >= 1
     assert consumed.commits == 1
+    assert consumed.errors == 0
     assert consumed.current_offset == consumed.committed_offset == 51
     assert consumed.lag == 0
     assert consumed.high_water_mark == 51
@@ -72,6 +74,11 @@ async def test_producer_consumer_and_client_count_what_they_did(
     assert after.request_latency.count - before.request_latency.count == 2
     assert after.retries == 0
 
+    await lance_client.delete_topic(lance_topic.id)
+    with pytest.raises(LanceError):
+        await lance_consumer.poll(timeout=2)
+    assert lance_consumer.metrics().errors == 1
+
 
 def test_prometheus_text_renders_counters_and_histograms() -> None:
     histogram = LatencyHistogram()
@@ -85,6 +92,7 @@ def test_prometheus_text_renders_counters_and_histograms() -> None:
         catching_up_replies=0,
         retries=0,
         reconnects=0,
+        errors=0,
         commits=1,
         current_offset=51,
         committed_offset=None,

@@ -91,6 +91,7 @@ class StandaloneConsumer(AsyncLifecycle):
         self._started = False
         self._closed = False
         self._polling = False
+        self._errors = 0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -272,6 +273,7 @@ class StandaloneConsumer(AsyncLifecycle):
         return ConsumerMetrics(
             **fetcher.counts,
             reconnects=self.reconnects,
+            errors=self._errors,
             commits=self._commits.commits,
             current_offset=self.current_offset,
             committed_offset=self.committed_offset,
@@ -382,6 +384,9 @@ class StandaloneConsumer(AsyncLifecycle):
             if commits.auto_commit_due():
                 await commits.auto_commit()
             return await self._fetcher.poll_until(loop, deadline)
+        except LanceError:
+            self._errors += 1
+            raise
         finally:
             self._polling = False
 
