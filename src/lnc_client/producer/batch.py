@@ -184,6 +184,13 @@ class Batch:
         self.sent_at = 0.0
         self.attempts = 0
 
+    def add_callback(self, callback: SendCallback) -> None:
+        """Have `callback` called with the outcome of the record appended last."""
+        self.watched = True
+        if self.callbacks is None:
+            self.callbacks = []
+        self.callbacks.append((self.count - 1, callback))
+
     def waiter(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
         """The batch's one shared future (created on the first call)."""
         if self.future is None:

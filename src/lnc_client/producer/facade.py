@@ -270,10 +270,7 @@ class Producer(AsyncLifecycle):
             raise BackpressureError(f"buffer_memory ({accumulator.limit} bytes) is full")
         batch = accumulator.append(chosen, data, size, record_type)
         if callback is not None:
-            batch.watched = True
-            if batch.callbacks is None:
-                batch.callbacks = []
-            batch.callbacks.append((batch.count - 1, callback))
+            batch.add_callback(callback)
         return batch.batch_id
 
     async def send_handle(

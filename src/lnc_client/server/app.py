@@ -72,8 +72,8 @@ class ServerOptions(TypedDict, total=False):
     faults: FaultConfig
     tls: TlsConfig
     idle_timeout_secs: float
-    metrics_addr: str
-    health_addr: str
+    metrics_addr: str | None
+    health_addr: str | None
 
 
 def _build_config(
