@@ -121,7 +121,16 @@ def test_fault_proxy_fixture_exists_exactly_when_the_fault_proxy_does(
         available = False
     else:
         available = True
-    result = run(pytester, "def test_proxy(fault_proxy):\n    assert fault_proxy.address\n")
+    result = run(
+        pytester,
+        """
+        from lnc_client import LanceClient
+
+        async def test_proxy(fault_proxy):
+            async with LanceClient(fault_proxy.address) as client:  # through the proxy
+                assert await client.list_topics() == []
+        """,
+    )
     if available:
         result.assert_outcomes(passed=1)
     else:
