@@ -11,9 +11,11 @@ JSON). With the extras installed: `MsgpackSerde` (`pip install 'lnc-client[msgpa
 `PydanticSerde(Model)` (`pip install 'lnc-client[pydantic]'`). Each built-in is both a
 serializer and a deserializer.
 
-Data flow, producing: `serde.serialize(obj)` gives the bytes to send
-(`producer.send(topic, JSON.serialize(obj))`); the record helpers of `TlvRecord` accept Python
-objects directly and store them as JSON (`TlvRecord.json({...})`, `TlvRecord.key_value(k, obj)`).
+Data flow, producing: `SerializingProducer(producer, JSON)` wraps a `Producer`; its `send(topic,
+obj, key=..., timestamp_ns=...)` serializes and sends one record (a KEY_VALUE, TIMESTAMPED or
+KEY_TIMESTAMPED record when a key or a timestamp is given). `serde.serialize(obj)` alone gives
+the bytes (`producer.send(topic, JSON.serialize(obj))`), and the record helpers of `TlvRecord`
+accept Python objects directly and store them as JSON (`TlvRecord.json({...})`).
 
 Consuming: `DeserializingConsumer(consumer, JSON)` wraps a `StandaloneConsumer`; its `poll()`
 and `async for` give `Message`s whose `value` (and `key`) are decoded, and `decode_batch` does the
@@ -29,13 +31,14 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Generic, Protocol, Self, TypeVar, cast, overload
 
 from lnc_client.consumer import PollResult, StandaloneConsumer
 from lnc_client.errors import LanceError
+from lnc_client.producer import Producer
 from lnc_client.protocol.records import RecordType, TlvRecord, decode_stream, encode_json
 
 __all__ = [
@@ -49,6 +52,7 @@ __all__ = [
     "MsgpackSerde",
     "PydanticSerde",
     "Serializer",
+    "SerializingProducer",
     "StringSerde",
     "decode_batch",
 ]
@@ -60,7 +64,11 @@ V = TypeVar("V")
 
 
 class Serializer(Protocol[T_contra]):
-    """Turns a value into the bytes of a record."""
+    """Turns a value into the bytes of a record.
+
+    A serializer may also have a `record_type` attribute (an int, e.g. `RecordType.JSON`):
+    `SerializingProducer` then gives its plain records that type (RAW_DATA otherwise).
+    """
 
     def serialize(self, value: T_contra, /) -> bytes:
         """Return the bytes for `value`."""
@@ -78,6 +86,8 @@ class Deserializer(Protocol[T_co]):
 class BytesSerde:
     """Bytes as they are (`bytearray` and `memoryview` are copied to `bytes`)."""
 
+    record_type: int = RecordType.RAW_DATA
+
     def serialize(self, value: bytes | bytearray | memoryview, /) -> bytes:
         """Return `value` as `bytes`."""
         return bytes(value)
@@ -94,6 +104,8 @@ class StringSerde:
         encoding: A codec name known to Python.
     """
 
+    record_type: int = RecordType.RAW_DATA
+
     def __init__(self, encoding: str = "utf-8") -> None:
         self.encoding = encoding
 
@@ -108,6 +120,8 @@ class StringSerde:
 
 class JsonSerde:
     """Any JSON value: compact UTF-8 JSON out (no NaN or infinities), `json.loads` in."""
+
+    record_type: int = RecordType.JSON
 
     def serialize(self, value: object, /) -> bytes:
         """Return `value` as compact UTF-8 JSON."""
@@ -135,6 +149,8 @@ class MsgpackSerde:
     Raises:
         ImportError: msgpack is not installed.
     """
+
+    record_type: int = RecordType.MSGPACK
 
     def __init__(self) -> None:
         msgpack = _import_extra("msgpack", "msgpack")
@@ -168,6 +184,8 @@ class PydanticSerde(Generic[M]):
     Args:
         model: The pydantic `BaseModel` subclass.
     """
+
+    record_type: int = RecordType.JSON
 
     def __init__(self, model: type[M]) -> None:
         _import_extra("pydantic", "pydantic")
@@ -364,3 +382,86 @@ class DeserializingConsumer(Generic[K, V]):
 
     def __aiter__(self) -> AsyncIterator[Message[K, V]]:
         return self.messages()
+
+
+class SerializingProducer(Generic[K, V]):
+    """A `Producer` that takes Python objects: values (and keys) go through serializers.
+
+    Without a key or timestamp a record has the serializer's `record_type` (JSON for `JSON`,
+    MSGPACK for `MsgpackSerde`, RAW_DATA otherwise); with a key it is a KEY_VALUE record, with a
+    timestamp TIMESTAMPED, with both KEY_TIMESTAMPED: what `DeserializingConsumer` splits again.
+
+    Args:
+        producer: A connected (or to be started) `Producer`; flushing and closing stay on it.
+        value_serializer: Encodes values.
+        key_serializer: Encodes keys; by default keys are `str`, stored as UTF-8.
+    """
+
+    @overload
+    def __init__(
+        self: SerializingProducer[str, V], producer: Producer, value_serializer: Serializer[V]
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        producer: Producer,
+        value_serializer: Serializer[V],
+        *,
+        key_serializer: Serializer[K],
+    ) -> None: ...
+
+    def __init__(
+        self,
+        producer: Producer,
+        value_serializer: Serializer[V],
+        *,
+        key_serializer: Serializer[K] | None = None,
+    ) -> None:
+        self.producer = producer
+        self._values = value_serializer
+        self._keys = cast(Serializer[K], key_serializer or StringSerde())
+        self._value_type = int(getattr(value_serializer, "record_type", RecordType.RAW_DATA))
+
+    def record(
+        self, value: V, *, key: K | None = None, timestamp_ns: int | None = None
+    ) -> TlvRecord:
+        """The record `send` would send for these arguments."""
+        data = self._values.serialize(value)
+        encoded_key = None if key is None else self._keys.serialize(key)
+        if encoded_key is not None and timestamp_ns is not None:
+            return TlvRecord.key_timestamped(encoded_key, timestamp_ns, data)
+        if encoded_key is not None:
+            return TlvRecord.key_value(encoded_key, data)
+        if timestamp_ns is not None:
+            return TlvRecord.timestamped(timestamp_ns, data)
+        return TlvRecord(self._value_type, data)
+
+    async def send(
+        self,
+        topic: int | str,
+        value: V,
+        *,
+        key: K | None = None,
+        timestamp_ns: int | None = None,
+        timeout: float | None = None,
+    ) -> int:
+        """Serialize and `Producer.send` one record (waits for the Ack); returns its batch id."""
+        record = self.record(value, key=key, timestamp_ns=timestamp_ns)
+        return await self.producer.send(
+            topic, record.value, record_type=record.record_type, timeout=timeout
+        )
+
+    async def send_async(
+        self, topic: int | str, value: V, *, key: K | None = None, timestamp_ns: int | None = None
+    ) -> int:
+        """Serialize and `Producer.send_async` one record (no wait); returns its batch id."""
+        record = self.record(value, key=key, timestamp_ns=timestamp_ns)
+        return await self.producer.send_async(topic, record.value, record_type=record.record_type)
+
+    async def send_batch(
+        self, topic: int | str, values: Iterable[V], *, timeout: float | None = None
+    ) -> int:
+        """Serialize values (no keys) and send them as one batch; returns its batch id."""
+        records = [self.record(value) for value in values]
+        return await self.producer.send_batch(topic, records, timeout=timeout)

@@ -156,3 +156,35 @@ def test_blocking_consumer_with_a_deserializer(
     lance_sync_producer.send(lance_topic.id, b"{broken")
     with pytest.raises(DeserializationError, match=f"offset 27 of topic '{lance_topic.name}'"):
         decoding.poll(2)
+
+
+async def test_serializing_producer_round_trips_keys_timestamps_and_types(
+    lance_producer: Producer, lance_consumer: StandaloneConsumer, lance_topic: TopicInfo
+) -> None:
+    from lnc_client.serde import SerializingProducer
+
+    producing = SerializingProducer(lance_producer, JSON)
+    await producing.send(lance_topic.id, {"n": 1})
+    await producing.send(lance_topic.name, {"n": 2}, key="user-7")
+    await producing.send_async(lance_topic.id, {"n": 3}, timestamp_ns=5)
+    await producing.send_batch(lance_topic.id, [{"n": 4}, None])
+    await lance_producer.flush()
+    packing = SerializingProducer(lance_producer, MsgpackSerde(), key_serializer=BytesSerde())
+    messages = []
+    decoding = DeserializingConsumer(lance_consumer, JSON)
+    while len(messages) < 5:
+        batch = await decoding.poll(timeout=2)
+        assert batch is not None
+        messages += batch
+    assert [(m.key, m.value, m.timestamp_ns) for m in messages[:5]] == [
+        (None, {"n": 1}, None),
+        ("user-7", {"n": 2}, None),
+        (None, {"n": 3}, 5),
+        (None, {"n": 4}, None),
+        (None, None, None),
+    ]
+    assert messages[0].record.record_type == RecordType.JSON
+    packed = SerializingProducer(lance_producer, MsgpackSerde()).record({"n": 6})
+    assert packed.record_type == RecordType.MSGPACK
+    keyed = packing.record({"n": 6}, key=b"\x01", timestamp_ns=9)
+    assert keyed.record_type == RecordType.KEY_TIMESTAMPED
