@@ -149,8 +149,9 @@ def _run(lnc: str, server: str, work: Path) -> str:
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stderr.decode()
-    return _mask(done.stdout.decode(), server)
+    output = done.stdout.decode()
+    assert done.returncode == 0, f"stderr:\n{done.stderr.decode()}\nstdout:\n{output}"
+    return _mask(output, server)
 
 
 def run_script(lnc: str, tmp_path: Path, name: str) -> str:
@@ -162,7 +163,8 @@ def run_script(lnc: str, tmp_path: Path, name: str) -> str:
 
 
 def test_rust_cli_script_runs_unchanged_against_ours(tmp_path: Path) -> None:
-    assert run_script(shlex.join(LNC), tmp_path, "ours") == EXPECTED
+    output = run_script(shlex.join(LNC), tmp_path, "ours")
+    assert output == EXPECTED, f"full output:\n{output}"
 
 
 @pytest.mark.real_lance
