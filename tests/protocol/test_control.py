@@ -15,6 +15,7 @@ from lnc_client.errors import (
     AuthenticationError,
     InvalidRequestError,
     InvalidTopicNameError,
+    LanceError,
     ProtocolError,
     error_from_server_text,
 )
@@ -486,3 +487,19 @@ def test_fetch_response_length_mismatch() -> None:
 def test_tail_offset_is_u64_max() -> None:
     assert c.TAIL_OFFSET == 2**64 - 1
     assert c.fetch_payload(1, c.TAIL_OFFSET, 1)[4:12] == b"\xff" * 8
+
+
+PARSERS = sorted((name for name in dir(c) if name.startswith("parse_")), key=str)
+
+
+@pytest.mark.parametrize("name", PARSERS)
+@settings(max_examples=80, deadline=None)
+@given(data=st.binary(max_size=120))
+def test_every_control_decoder_returns_or_raises_lance_error_on_any_bytes(
+    name: str, data: bytes
+) -> None:
+    """Fuzz (issue 9): no payload makes a decoder fail with anything but a LanceError."""
+    parse = getattr(c, name)
+    for payload in (data, memoryview(data), b"{" + data, b'{"id":' + data):
+        with contextlib.suppress(LanceError):
+            parse(payload)

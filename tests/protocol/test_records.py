@@ -190,6 +190,30 @@ def test_carrying_the_tail_reassembles_any_split(records: list[TlvRecord], cuts:
     assert tail == b""
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.lists(record, min_size=1, max_size=6)), max_size=6),
+    st.lists(st.integers(0, 3000), max_size=10),
+)
+def test_windows_over_compressed_and_plain_batches_reassemble_every_record(
+    batches: list[tuple[bool, list[TlvRecord]]], cuts: list[int]
+) -> None:
+    """Fuzz (issue 9): a topic of plain and LZ4-enveloped batches, fetched in random windows."""
+    stream = b"".join(
+        compress_records(encode_records(records)) if compressed else encode_records(records)
+        for compressed, records in batches
+    )
+    points = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    tail = b""
+    decoded: list[TlvRecord] = []
+    for start, stop in itertools.pairwise(points):
+        got, used = decode_stream(tail + stream[start:stop])
+        decoded += got
+        tail = (tail + stream[start:stop])[used:]
+    assert decoded == [r for _, records in batches for r in records]
+    assert tail == b""
+
+
 def test_decode_stream_accepts_bytearray_and_memoryview_and_copies_values() -> None:
     stream = bytearray(encode_values([b"abc", b"de"]))
     for buffer in (stream, memoryview(stream)):
