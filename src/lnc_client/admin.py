@@ -211,13 +211,19 @@ class LanceClient(AsyncLifecycle):
 
     # --- topics ---------------------------------------------------------------------------
 
-    async def create_topic(self, name: str) -> TopicInfo:
+    async def create_topic(self, name: str, *, timeout: float | None = None) -> TopicInfo:
         """Create a topic, or return the existing one of that name (= `ensure_topic`).
+
+        Args:
+            name: Topic name (`[A-Za-z0-9-]+`).
+            timeout: One deadline for the whole call, retries included (default
+                `config.request_timeout_s`).
 
         Raises:
             InvalidTopicNameError: The name breaks the server's rule (nothing is sent).
+            TimeoutError: The deadline passed.
         """
-        return await self.ensure_topic(name)
+        return await self.ensure_topic(name, timeout=timeout)
 
     async def create_topic_once(self, name: str) -> TopicInfo:
         """Create a topic; fail if one of that name exists.
@@ -235,23 +241,36 @@ class LanceClient(AsyncLifecycle):
         )
 
     async def ensure_topic(
-        self, name: str, max_attempts: int = 20, base_backoff_ms: int = 500
+        self,
+        name: str,
+        max_attempts: int = 20,
+        base_backoff_ms: int = 500,
+        *,
+        timeout: float | None = None,
     ) -> TopicInfo:
         """Create the topic if needed and return it; retries transient failures.
 
         On "already exists" the existing topic is looked up and returned. A retryable failure
         (lost connection, FORWARD_FAILED, ...) is retried after an exponential backoff with
-        jitter starting at `base_backoff_ms`, up to `max_attempts` attempts in all.
+        jitter starting at `base_backoff_ms`, up to `max_attempts` attempts in all, and all of
+        it within one deadline.
 
         Args:
             name: Topic name (`[A-Za-z0-9-]+`).
             max_attempts: Attempts at most (>= 1).
             base_backoff_ms: First backoff delay.
+            timeout: One deadline for the whole call, retries and backoff included (default
+                `config.request_timeout_s`).
 
         Raises:
             InvalidTopicNameError: The name breaks the server's rule (nothing is sent).
+            TimeoutError: The deadline passed.
             LanceError: A non-retryable error, or the last error once attempts are used up.
         """
+        with _one_deadline(self.config.request_timeout_s if timeout is None else timeout):
+            return await self._ensure_topic(name, max_attempts, base_backoff_ms)
+
+    async def _ensure_topic(self, name: str, max_attempts: int, base_backoff_ms: int) -> TopicInfo:
         validate_topic_name(name)
         if max_attempts < 1 or base_backoff_ms < 0:
             raise ValueError("need max_attempts >= 1 and base_backoff_ms >= 0")
@@ -261,9 +280,15 @@ class LanceClient(AsyncLifecycle):
             jitter_factor=self.config.reconnect.jitter_factor,
         )
         last: LanceError | None = None
+        deadline = _deadline.get()
+        assert deadline is not None
+        loop = asyncio.get_running_loop()
         for attempt in range(max_attempts):
             if attempt:
-                await asyncio.sleep(backoff.delay_for_attempt(attempt - 1))
+                delay = backoff.delay_for_attempt(attempt - 1)
+                if loop.time() + delay >= deadline:
+                    raise TimeoutError(f"creating topic {name!r} ran out of time: {last}")
+                await asyncio.sleep(delay)
             try:
                 return await self.create_topic_once(name)
             except TopicAlreadyExistsError as error:

@@ -109,7 +109,12 @@ class LanceClient(admin.LanceClient):
         return info
 
     async def ensure_topic(
-        self, name: str, max_attempts: int = 20, base_backoff_ms: int = 500
+        self,
+        name: str,
+        max_attempts: int = 20,
+        base_backoff_ms: int = 500,
+        *,
+        timeout: float | None = None,
     ) -> TopicInfo:
         """Return the cached topic, or create it (see `lnc_client.LanceClient.ensure_topic`).
 
@@ -123,7 +128,7 @@ class LanceClient(admin.LanceClient):
         if cached is not None:
             return cached
         try:
-            info = await super().ensure_topic(name, max_attempts, base_backoff_ms)
+            info = await super().ensure_topic(name, max_attempts, base_backoff_ms, timeout=timeout)
         except TopicAlreadyExistsError:
             raise
         except LanceError as error:
