@@ -17,6 +17,12 @@ With `pool` (a `ConnectionPool`, or a `ClusterClient`, which brings its pool and
 connection options apply) and given back when the manager closes or replaces them, and the
 seed order is the discovery's current ranking (refreshed from GetClusterStatus), followed by
 the manager's own seeds.
+
+Backoff on every path. A connection that opens and is then dropped at once (a full disk, a
+frame over the server's limit, a proxy in front of a stopped server) would otherwise be reopened
+in a tight loop. A connection that lived less than `_STABLE_S` counts as a failed attempt: the
+next open waits the backoff of the failures so far (with jitter), and only a connection that
+stayed up resets the count. Repeated log lines are rate limited (`LogLimiter`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
@@ -45,6 +52,37 @@ __all__ = ["ConnectionManager"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
+_STABLE_S = 1.0
+"""A connection that lived this long was healthy: the next reconnect starts without delay."""
+_LOG_WINDOW_S = 10.0
+
+
+class LogLimiter:
+    """Log a message at most once per `window_s` per key; say how many were suppressed.
+
+    Args:
+        logger: Where to log.
+        window_s: Seconds during which repeats of a key are counted, not logged.
+    """
+
+    __slots__ = ("_logger", "_seen", "_window")
+
+    def __init__(self, logger: logging.Logger, window_s: float = _LOG_WINDOW_S) -> None:
+        self._logger = logger
+        self._window = window_s
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def log(self, level: int, key: str, message: str, *args: object) -> None:
+        """Log `message % args` unless `key` was logged less than `window_s` ago."""
+        now = time.monotonic()
+        last, suppressed = self._seen.get(key, (-self._window, 0))
+        if now - last < self._window:
+            self._seen[key] = (last, suppressed + 1)
+            return
+        if suppressed:
+            message += f" ({suppressed} similar messages suppressed)"
+        self._seen[key] = (now, 0)
+        self._logger.log(level, message, *args)
 
 
 class ConnectionManager:
@@ -90,6 +128,9 @@ class ConnectionManager:
         self._lock = asyncio.Lock()
         self._opening: asyncio.Task[Connection] | None = None
         self._closed = False
+        self._opened_at = 0.0
+        self._quick_drops = 0
+        self._logs = LogLimiter(_log)
         self.reconnects = 0
         self.stats = RequestStats()
         """Requests run by `call`, their errors, retries and latency."""
@@ -144,8 +185,11 @@ class ConnectionManager:
             if self._opened_once and not self.auto_reconnect:
                 failure = self._current.failure if self._current is not None else None
                 raise ConnectionError(f"connection lost and auto_reconnect is off: {failure}")
+            if self._opened_once:
+                await self._back_off_after_a_quick_drop(deadline)
             conn = await self._open_unless_closed(deadline)
             self._current = conn
+            self._opened_at = asyncio.get_running_loop().time()
             if self._opened_once:
                 self.reconnects += 1
             self._opened_once = True
@@ -154,6 +198,27 @@ class ConnectionManager:
             return conn
         finally:
             self._lock.release()
+
+    async def _back_off_after_a_quick_drop(self, deadline: float | None) -> None:
+        """Wait before reopening when the last connection was dropped soon after it opened."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._opened_at >= _STABLE_S:
+            self._quick_drops = 0
+            return
+        delay = self.reconnect.delay_for_attempt(self._quick_drops)
+        self._quick_drops += 1
+        failure = self._current.failure if self._current is not None else None
+        self._logs.log(
+            logging.WARNING,
+            "quick-drop",
+            "the connection was lost %.3f s after it opened (%s); reconnecting in %.3f s",
+            loop.time() - self._opened_at,
+            failure,
+            delay,
+        )
+        if deadline is not None and loop.time() + delay >= deadline:
+            raise _timed_out(failure)
+        await asyncio.sleep(delay)
 
     async def _open_unless_closed(self, deadline: float | None) -> Connection:
         """`_open` in a task that `close()` cancels; a connection is never kept after close."""
@@ -220,7 +285,13 @@ class ConnectionManager:
                     if not error.retryable:
                         raise
                     last_error = error
-                    _log.info("connecting to %s failed: %s", address, error)
+                    self._logs.log(
+                        logging.INFO,
+                        f"connect {address}",
+                        "connecting to %s failed: %s",
+                        address,
+                        error,
+                    )
             if not self.auto_reconnect and not self._opened_once:
                 assert last_error is not None
                 raise last_error

@@ -6,6 +6,8 @@ NOT_LEADER redirects (against embedded servers).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import socket
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,9 +18,16 @@ import pytest
 
 from lnc_client import operations as ops
 from lnc_client import reconnect as reconnect_module
-from lnc_client.config import ConnectionOptions, ReconnectConfig
+from lnc_client.config import ConnectionOptions, ProducerConfig, ReconnectConfig
 from lnc_client.connection import Connection
-from lnc_client.errors import ConnectionError, ForwardFailedError, NotLeaderError, TimeoutError
+from lnc_client.errors import (
+    ConnectionError,
+    ForwardFailedError,
+    LanceError,
+    NotLeaderError,
+    TimeoutError,
+)
+from lnc_client.producer import Producer
 from lnc_client.protocol import control
 from lnc_client.protocol.frame import ControlCommand, FrameDecoder, build_control_frame
 from lnc_client.reconnect import ConnectionManager
@@ -230,3 +239,28 @@ def test_jitter_spreads_delays_over_the_whole_band() -> None:
     assert max(delays) > 1.15
     assert all(0.8 <= d <= 1.2 for d in delays)
     assert len(set(delays)) > 390
+
+
+async def test_a_connection_dropped_at_once_is_reopened_with_backoff_not_in_a_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9.5: a server that accepts and drops at once got 56,748 reconnects in 20 s."""
+    accepted = 0
+
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.transport.abort()
+
+    caplog.set_level(logging.DEBUG, logger="lnc_client")
+    async with stub(drop) as address:
+        config = ProducerConfig(
+            delivery_timeout_s=1.5, reconnect=ReconnectConfig(base_delay_ms=50, max_delay_ms=400)
+        )
+        producer = await Producer.connect(address, config)
+        with pytest.raises(LanceError):
+            await producer.send(1, b"x")
+        with contextlib.suppress(LanceError):
+            await producer.close()
+    assert 2 <= accepted <= 15, accepted  # 50, 100, 200, 400, 400 ms ... with jitter
+    assert len(caplog.records) <= 10, [r.getMessage() for r in caplog.records]
