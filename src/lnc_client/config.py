@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -58,6 +59,10 @@ class Address:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+_HOST: Final = re.compile(r"[A-Za-z0-9_.\-]+|[0-9A-Fa-f:.%A-Za-z]*:[0-9A-Fa-f:.%A-Za-z]*")
+"""A DNS name or IPv4 literal, or an IPv6 literal (it has a colon)."""
+
+
 def parse_address(address: str | Address, *, default_port: int = DEFAULT_PORT) -> Address:
     """Parse `host:port`, `[v6addr]:port`, a bare host or a bare IPv6 literal.
 
@@ -66,7 +71,8 @@ def parse_address(address: str | Address, *, default_port: int = DEFAULT_PORT) -
         default_port: The port when none is given.
 
     Raises:
-        ValueError: Empty host, malformed brackets or a port outside 0-65535.
+        ValueError: Empty host, a scheme (`lance://`) or characters no host name has,
+            malformed brackets or a port outside 0-65535.
     """
     if isinstance(address, Address):
         return address
@@ -85,6 +91,11 @@ def parse_address(address: str | Address, *, default_port: int = DEFAULT_PORT) -
         host, port_text = text, ""
     if not host:
         raise ValueError(f"no host in address {address!r}")
+    if "://" in text or not _HOST.fullmatch(host):
+        raise ValueError(
+            f"invalid address {address!r}: expected host:port, [v6addr]:port or a bare host "
+            "(no scheme such as lance://, no spaces or slashes)"
+        )
     if not port_text:
         return Address(host, default_port)
     if not port_text.isdigit() or not 0 <= int(port_text) <= 0xFFFF:

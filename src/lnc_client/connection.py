@@ -23,12 +23,19 @@ import asyncio
 import builtins
 import logging
 import socket
+import ssl
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from lnc_client._lwp_connection import LwpConnection, connect
 from lnc_client.config import Address, ConnectionOptions, parse_address
-from lnc_client.errors import AuthenticationError, ConnectionError, LanceError, TimeoutError
+from lnc_client.errors import (
+    AuthenticationError,
+    ConnectionError,
+    LanceError,
+    PermanentConnectionError,
+    TimeoutError,
+)
 from lnc_client.protocol.control import authenticate_payload, parse_auth_response
 from lnc_client.protocol.exchange import (
     BackpressureSeen,
@@ -80,6 +87,7 @@ class _Reader(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.last_traffic = self._loop.time()
+        self._connection.bytes_received += nbytes
         self._connection._received(self._exchange.buffer_updated(nbytes))
 
     def eof_received(self) -> bool:
@@ -205,6 +213,8 @@ class Connection:
         self._reader = _Reader(self)
         self._closed = self._loop.create_future()
         self._failure: LanceError | None = None
+        self.bytes_received = 0
+        """Bytes received from the server so far."""
         self._waiters = _Waiters()
         self._keepalive_task: asyncio.Task[None] | None = None
 
@@ -258,7 +268,9 @@ class Connection:
                 server_hostname=server_hostname,
             )
         except OSError as error:
-            raise ConnectionError(f"cannot connect to {self.address}: {error}") from error
+            raise _connect_error(
+                self.address, error, tls=options.ssl_context is not None
+            ) from error
         if options.auth_token is not None:
             reply = await self.request(
                 ControlCommand.AUTHENTICATE, authenticate_payload(options.auth_token)
@@ -441,6 +453,11 @@ class Connection:
 
     def _lost(self, exc: Exception | None) -> None:
         reason = "the server closed the connection" if exc is None else f"connection lost: {exc}"
+        if not self.bytes_received and self.options.ssl_context is None:
+            reason += (
+                " before answering anything (if the port speaks TLS, connect with TLS: this "
+                "client does not use it)"
+            )
         self._fail(ConnectionError(reason))
         if not self._closed.done():
             self._closed.set_result(None)
@@ -491,3 +508,24 @@ def copy_error(error: LanceError) -> LanceError:
         copy.__notes__ = list(copy.__notes__)
     copy.args = error.args
     return copy
+
+
+_UNRESOLVABLE: Final = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
+
+
+def _connect_error(address: Address, error: OSError, *, tls: bool) -> ConnectionError:
+    """The error for a failed connect: permanent when retrying cannot help, with its cause."""
+    if isinstance(error, socket.gaierror) and error.errno in _UNRESOLVABLE:
+        return PermanentConnectionError(f"the host name {address.host!r} does not resolve: {error}")
+    if tls and isinstance(error, ssl.SSLCertVerificationError):
+        return PermanentConnectionError(f"TLS to {address}: the certificate was refused: {error}")
+    if tls and isinstance(error, ssl.SSLError | ConnectionResetError | EOFError):
+        return PermanentConnectionError(
+            f"TLS to {address} failed in the handshake ({error!r}): the port does not speak "
+            "TLS (a plaintext port?); connect without TLS"
+        )
+    return ConnectionError(f"cannot connect to {address}: {error}")

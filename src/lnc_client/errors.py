@@ -35,6 +35,7 @@ __all__ = [
     "InvalidTopicNameError",
     "LanceError",
     "NotLeaderError",
+    "PermanentConnectionError",
     "ProtocolError",
     "RateLimitedError",
     "ReplicationError",
@@ -76,6 +77,16 @@ class ConnectionError(LanceError, builtins.ConnectionError):  # noqa: A001
     """The connection could not be made, or was lost; in-flight requests have no answer."""
 
     retryable = True
+
+
+class PermanentConnectionError(ConnectionError):
+    """A connection failure that trying again cannot fix; raised at once, never retried.
+
+    A name that does not resolve, TLS against a plaintext port (or the reverse), or a server
+    that closes every connection before answering anything. The message says which.
+    """
+
+    retryable = False
 
 
 class TimeoutError(LanceError, builtins.TimeoutError):  # noqa: A001

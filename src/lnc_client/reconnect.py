@@ -134,6 +134,8 @@ class ConnectionManager:
         self.reconnects = 0
         self.stats = RequestStats()
         """Requests run by `call`, their errors, retries and latency."""
+        self.last_error: LanceError | None = None
+        """The last failed connect attempt's error (kept for the caller's timeout message)."""
 
     @property
     def current(self) -> Connection | None:
@@ -284,7 +286,7 @@ class ConnectionManager:
                 except LanceError as error:
                     if not error.retryable:
                         raise
-                    last_error = error
+                    last_error = self.last_error = error
                     self._logs.log(
                         logging.INFO,
                         f"connect {address}",

@@ -148,7 +148,11 @@ class StandaloneConsumer(AsyncLifecycle):
             await self._abandon_start()
             if isinstance(error, LanceError):
                 raise
-            raise TimeoutError(f"starting the consumer took longer than {limit} s") from error
+            last = self._manager.last_error
+            detail = f" (last connect error: {last})" if last is not None else ""
+            raise TimeoutError(f"starting the consumer took longer than {limit} s{detail}") from (
+                last or error
+            )
         except BaseException:
             await self._abandon_start()
             raise
