@@ -35,6 +35,7 @@ from lnc_client.errors import (
     AuthenticationError,
     BackpressureError,
     ConnectionError,
+    DisconnectedError,
     ForwardFailedError,
     InvalidFrameError,
     InvalidRequestError,
@@ -80,6 +81,7 @@ from lnc_client.protocol import (
     decode_records,
     encode_records,
 )
+from lnc_client.reconnect import ConnectionState
 from lnc_client.rust_offsets import RustOffsetStore, rust_consumer_id
 from lnc_client.streaming import StreamingConsumer
 
@@ -110,8 +112,10 @@ __all__ = [
     "ConnectionError",
     "ConnectionOptions",
     "ConnectionPool",
+    "ConnectionState",
     "ConsumerMetrics",
     "ControlCommand",
+    "DisconnectedError",
     "FetchResult",
     "FileOffsetStore",
     "Flag",

@@ -61,7 +61,7 @@ from lnc_client.protocol.control import (
     SubscribeAck,
     TopicInfo,
 )
-from lnc_client.reconnect import ConnectionManager
+from lnc_client.reconnect import ConnectionManager, ConnectionWatch
 
 __all__ = ["NO_LIMIT", "LanceClient", "TopicRef"]
 
@@ -134,7 +134,7 @@ def _client_config(
     return config
 
 
-class LanceClient(AsyncLifecycle):
+class LanceClient(AsyncLifecycle, ConnectionWatch):
     """Admin client: topic management, retention, cluster status and server-side offsets.
 
     Use it as `async with LanceClient("127.0.0.1:1992") as client: ...` (or with a
@@ -165,6 +165,9 @@ class LanceClient(AsyncLifecycle):
             auto_reconnect=self.config.auto_reconnect,
             pool=pool,
         )
+
+    def _connection_manager(self) -> ConnectionManager:
+        return self._manager
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -131,18 +131,24 @@ class ReconnectConfig:
             addresses) and for one operation (tries, retries included); 0 means keep trying
             until the operation's own timeout runs out.
         jitter_factor: Each delay is spread uniformly by +/- this fraction.
+        max_disconnected_s: Give up after this long without a connection: the next call
+            (a consumer's `poll()`, a producer's sends) raises `DisconnectedError` instead of
+            waiting on. 0 (the default) never gives up.
     """
 
     base_delay_ms: int = 100
     max_delay_ms: int = 30_000
     max_attempts: int = 0
     jitter_factor: float = 0.1
+    max_disconnected_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.base_delay_ms < 0 or self.max_delay_ms < self.base_delay_ms:
             raise ValueError("need 0 <= base_delay_ms <= max_delay_ms")
         if self.max_attempts < 0 or not 0.0 <= self.jitter_factor <= 1.0:
             raise ValueError("need max_attempts >= 0 and 0 <= jitter_factor <= 1")
+        if self.max_disconnected_s < 0:
+            raise ValueError("need max_disconnected_s >= 0")
 
     def delay_for_attempt(self, attempt: int) -> float:
         """Return the delay in seconds before attempt number `attempt` (0 = first retry)."""

@@ -443,6 +443,10 @@ class Connection:
         self.abort(ConnectionError("connection closed by the client"))
         await asyncio.shield(self._closed)
 
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the loop) once the connection is closed or lost."""
+        self._closed.add_done_callback(lambda _: callback())
+
     def abort(self, error: LanceError) -> None:
         """Close at once and fail every waiter with `error` (if it is the first failure)."""
         self._fail(error)

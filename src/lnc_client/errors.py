@@ -28,6 +28,7 @@ __all__ = [
     "AuthenticationError",
     "BackpressureError",
     "ConnectionError",
+    "DisconnectedError",
     "ForwardFailedError",
     "FrameFault",
     "InvalidFrameError",
@@ -85,6 +86,12 @@ class PermanentConnectionError(ConnectionError):
     A name that does not resolve, TLS against a plaintext port (or the reverse), or a server
     that closes every connection before answering anything. The message says which.
     """
+
+    retryable = False
+
+
+class DisconnectedError(ConnectionError):
+    """There was no connection to the server for `ReconnectConfig.max_disconnected_s`."""
 
     retryable = False
 

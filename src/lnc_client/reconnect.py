@@ -33,6 +33,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from enum import StrEnum
 from typing import TypeVar
 
 from lnc_client.config import Address, ConnectionOptions, ReconnectConfig, parse_address
@@ -41,6 +42,7 @@ from lnc_client.discovery import ClusterClient
 from lnc_client.errors import (
     AuthenticationError,
     ConnectionError,
+    DisconnectedError,
     LanceError,
     NotLeaderError,
     TimeoutError,
@@ -48,7 +50,13 @@ from lnc_client.errors import (
 from lnc_client.metrics import RequestStats
 from lnc_client.pool import ConnectionPool, PooledConnection
 
-__all__ = ["ConnectionManager"]
+__all__ = [
+    "ConnectionManager",
+    "ConnectionState",
+    "ConnectionWatch",
+    "LogLimiter",
+    "StateListener",
+]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,6 +91,41 @@ class LogLimiter:
             message += f" ({suppressed} similar messages suppressed)"
         self._seen[key] = (now, 0)
         self._logger.log(level, message, *args)
+
+
+class ConnectionState(StrEnum):
+    """Where a client object's connection stands."""
+
+    CONNECTING = "connecting"
+    """Opening a connection (first time or after a loss)."""
+    CONNECTED = "connected"
+    """A connection is open."""
+    DISCONNECTED = "disconnected"
+    """No connection, none being opened right now (between attempts, or not started)."""
+    CLOSED = "closed"
+    """The client object was closed."""
+
+
+StateListener = Callable[[ConnectionState], None]
+"""Called with the new state at every change (on the event loop; it must not block)."""
+
+
+class ConnectionWatch:
+    """`connection_state` and `on_connection_state` for a client object with a manager."""
+
+    __slots__ = ()
+
+    def _connection_manager(self) -> ConnectionManager:
+        raise NotImplementedError
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """Where the connection stands now (`ConnectionState`)."""
+        return self._connection_manager().state
+
+    def on_connection_state(self, listener: StateListener) -> None:
+        """Call `listener(state)` at every change of `connection_state` from now on."""
+        self._connection_manager().listeners.append(listener)
 
 
 class ConnectionManager:
@@ -136,6 +179,42 @@ class ConnectionManager:
         """Requests run by `call`, their errors, retries and latency."""
         self.last_error: LanceError | None = None
         """The last failed connect attempt's error (kept for the caller's timeout message)."""
+        self.listeners: list[StateListener] = []
+        self._state = ConnectionState.DISCONNECTED
+        self._disconnected_since: float | None = None
+
+    @property
+    def state(self) -> ConnectionState:
+        """Where the connection stands (see `ConnectionState`)."""
+        return self._state
+
+    def _set_state(self, state: ConnectionState) -> None:
+        if state is self._state or self._state is ConnectionState.CLOSED:
+            return
+        self._state = state
+        loop = asyncio.get_running_loop()
+        if state is ConnectionState.CONNECTED:
+            self._disconnected_since = None
+        elif self._disconnected_since is None:
+            self._disconnected_since = loop.time()
+        for listener in list(self.listeners):
+            try:
+                listener(state)
+            except Exception:  # noqa: BLE001 - a listener's bug must not break the client
+                _log.exception("a connection state listener failed")
+
+    def _lost(self, conn: Connection) -> None:
+        if conn is self._current and not self._closed:
+            self._set_state(ConnectionState.DISCONNECTED)
+
+    def _check_disconnected(self) -> None:
+        """Raise `DisconnectedError` once there was no connection for `max_disconnected_s`."""
+        limit = self.reconnect.max_disconnected_s
+        since = self._disconnected_since
+        if limit and since is not None and asyncio.get_running_loop().time() - since >= limit:
+            raise DisconnectedError(
+                f"no connection to the server for {limit} s (last error: {self.last_error})"
+            )
 
     @property
     def current(self) -> Connection | None:
@@ -187,10 +266,19 @@ class ConnectionManager:
             if self._opened_once and not self.auto_reconnect:
                 failure = self._current.failure if self._current is not None else None
                 raise ConnectionError(f"connection lost and auto_reconnect is off: {failure}")
+            self._set_state(ConnectionState.DISCONNECTED)
+            self._check_disconnected()
             if self._opened_once:
                 await self._back_off_after_a_quick_drop(deadline)
-            conn = await self._open_unless_closed(deadline)
+            self._set_state(ConnectionState.CONNECTING)
+            try:
+                conn = await self._open_unless_closed(deadline)
+            except BaseException:
+                self._set_state(ConnectionState.DISCONNECTED)
+                raise
             self._current = conn
+            self._set_state(ConnectionState.CONNECTED)
+            conn.add_close_callback(lambda: self._lost(conn))
             self._opened_at = asyncio.get_running_loop().time()
             if self._opened_once:
                 self.reconnects += 1
@@ -300,6 +388,7 @@ class ConnectionManager:
             attempt += 1
             if self.reconnect.max_attempts and attempt >= self.reconnect.max_attempts:
                 raise ConnectionError(f"gave up after {attempt} rounds: {last_error}")
+            self._check_disconnected()
             delay = self.reconnect.delay_for_attempt(attempt - 1)
             if deadline is not None:
                 delay = min(delay, max(0.0, deadline - loop.time()))
@@ -372,6 +461,7 @@ class ConnectionManager:
         closed (`Connection.open` aborts it when cancelled).
         """
         self._closed = True
+        self._set_state(ConnectionState.CLOSED)
         if self._opening is not None:
             self._opening.cancel()
         if self._current is not None:

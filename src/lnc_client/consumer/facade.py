@@ -29,12 +29,12 @@ from lnc_client.offsets import FileOffsetStore, MemoryOffsetStore, OffsetStore
 from lnc_client.pool import ConnectionPool
 from lnc_client.protocol.control import TAIL_OFFSET
 from lnc_client.protocol.records import TlvRecord
-from lnc_client.reconnect import ConnectionManager
+from lnc_client.reconnect import ConnectionManager, ConnectionWatch
 
 __all__ = ["StandaloneConsumer"]
 
 
-class StandaloneConsumer(AsyncLifecycle):
+class StandaloneConsumer(AsyncLifecycle, ConnectionWatch):
     """Consumes one topic from a byte offset, with offsets kept in an `OffsetStore`.
 
     Connect with `consumer = await StandaloneConsumer.connect(address, config)` or
@@ -92,6 +92,9 @@ class StandaloneConsumer(AsyncLifecycle):
         self._closed = False
         self._polling = False
         self._errors = 0
+
+    def _connection_manager(self) -> ConnectionManager:
+        return self._manager
 
     # --- lifecycle ------------------------------------------------------------------------
 

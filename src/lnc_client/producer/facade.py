@@ -37,11 +37,12 @@ from lnc_client.producer.batch import (
 )
 from lnc_client.producer.window import Window
 from lnc_client.protocol.records import RECORD_HEADER_SIZE, TlvRecord
+from lnc_client.reconnect import ConnectionManager, ConnectionWatch
 
 __all__ = ["Producer"]
 
 
-class Producer(AsyncLifecycle):
+class Producer(AsyncLifecycle, ConnectionWatch):
     """Batching producer with an in-flight window, bounded memory and reconnects.
 
     `producer = await Producer.connect("host:port", ProducerConfig())`, or
@@ -78,6 +79,9 @@ class Producer(AsyncLifecycle):
 
     def _sealed(self, batch: Batch) -> None:
         self._window.enqueue(batch)
+
+    def _connection_manager(self) -> ConnectionManager:
+        return self._window.manager
 
     # --- lifecycle ----------------------------------------------------------------------------
 
