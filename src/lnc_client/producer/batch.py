@@ -157,9 +157,11 @@ class Batch:
         "conn",
         "count",
         "deadline",
+        "drops",
         "expedited",
         "future",
         "payload",
+        "received_at_send",
         "sent_at",
         "size",
         "timer",
@@ -183,6 +185,8 @@ class Batch:
         self.conn: Connection | None = None
         self.sent_at = 0.0
         self.attempts = 0
+        self.received_at_send = 0
+        self.drops = 0
 
     def add_callback(self, callback: SendCallback) -> None:
         """Have `callback` called with the outcome of the record appended last."""

@@ -31,7 +31,13 @@ from typing import Final
 from lnc_client.config import Address, ProducerConfig
 from lnc_client.connection import Connection, IngestCallback, copy_error
 from lnc_client.discovery import ClusterClient
-from lnc_client.errors import ConnectionError, LanceError, TimeoutError, TopicNotFoundError
+from lnc_client.errors import (
+    ConnectionError,
+    LanceError,
+    ProtocolError,
+    TimeoutError,
+    TopicNotFoundError,
+)
 from lnc_client.metrics import LatencyHistogram
 from lnc_client.pool import ConnectionPool
 from lnc_client.producer.accumulator import Accumulator
@@ -63,6 +69,8 @@ COUNTERS: Final = (
 )
 """The counters the window keeps (the `ProducerMetrics` fields it fills)."""
 
+_DROPS: Final = 3
+_DROP_WINDOW_S: Final = 1.0
 _BACKPRESSURE_FIRST_S: Final = 0.005
 _BACKPRESSURE_MAX_S: Final = 1.0
 _MIN_TICK_S: Final = 0.005
@@ -111,6 +119,7 @@ class Window:
         self.topics = TopicCache(self.manager)
         self._max_pending = config.max_pending_acks
         self.retry: list[Batch] = []
+        self._last_drop: Connection | None = None
         self.ready: deque[Batch] = deque()
         self.in_flight: dict[int, Batch] = {}
         self.parked: list[Batch] = []
@@ -224,6 +233,7 @@ class Window:
                 continue
             batch.conn = conn
             batch.sent_at = now
+            batch.received_at_send = conn.bytes_received
             in_flight[batch.batch_id] = batch
             try:
                 conn.send_ingest(
@@ -271,6 +281,14 @@ class Window:
             if retry:
                 self._park(batch, error)
                 return
+        if self._refused_by_hanging_up(batch, error):
+            error = ProtocolError(
+                f"the server closed the connection, without a word, each of the {_DROPS} times "
+                f"batch {batch.batch_id} ({len(batch.payload)} bytes) was the oldest one it had "
+                "not acknowledged: the batch is probably larger than the server's maximum "
+                "payload (lower batch_size, or send smaller records)"
+            )
+            error.__cause__ = batch.conn.failure if batch.conn is not None else None
         if error.retryable and self._config.auto_reconnect and retry:
             self._requeue(batch)
             if batch.conn is not None and batch.conn.is_open:
@@ -279,6 +297,26 @@ class Window:
             return
         self._fail(batch, error)
         self.pump()
+
+    def _refused_by_hanging_up(self, batch: Batch, error: LanceError) -> bool:
+        """Count a lost connection against the batch it most likely made the server drop.
+
+        A server closes the connection, with no frame, on a payload over its maximum (PROTOCOL.md
+        §1.4); the batch is then the oldest un-acked one, the server sent nothing after it, and
+        the loss comes right after it was sent. `_DROPS` such losses in a row fail the batch;
+        before each resend of a suspect batch `_advance` pings the new connection, so only a
+        server that is up and answering can be blamed.
+        """
+        conn = batch.conn
+        if not isinstance(error, ConnectionError) or conn is None or self._last_drop is conn:
+            return False
+        self._last_drop = conn  # the batches after it on this connection are not to blame
+        quiet = conn.bytes_received == batch.received_at_send
+        if quiet and self._shared.now() - batch.sent_at < _DROP_WINDOW_S:
+            batch.drops += 1
+        else:
+            batch.drops = 0
+        return batch.drops >= _DROPS
 
     def _requeue(self, batch: Batch) -> None:
         batch.attempts += 1
@@ -390,6 +428,11 @@ class Window:
         if conn is None or not conn.is_open:
             queued = [*self.retry, *self.ready]
             conn = await self.manager.get(deadline=min(b.deadline for b in queued))
+            if self.retry and self.retry[0].drops:
+                # the server hung up right after this batch before: make sure it is alive and
+                # reading (a proxy in front of a stopped server hangs up on anything) before
+                # the batch is blamed again, and before anything can be sent on `conn`
+                await conn.ping(timeout=self._config.request_timeout_s)
             self._install(conn)
         hold = self._hold_until - self._shared.now()
         if hold > 0:
