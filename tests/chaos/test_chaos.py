@@ -13,6 +13,7 @@ async def test_short_chaos_run_loses_no_acked_record() -> None:
     assert report.kills == 3
     assert report.cuts == 2
     assert report.acked > 1000
+    assert report.failed == 0, report  # every record acked within its delivery timeout
     assert report.lost == 0, report
     assert report.order_violations == 0, report
     assert report.stored >= report.acked
@@ -23,6 +24,7 @@ async def test_short_chaos_run_loses_no_acked_record() -> None:
 async def test_long_chaos_run_loses_no_acked_record() -> None:
     report = await run(seconds=60.0, producers=4, kills=8, cuts=10, seed=12)
     assert report.kills == 8
+    assert report.failed == 0, report
     assert report.lost == 0, report
     assert report.order_violations == 0, report
     assert report.ok
