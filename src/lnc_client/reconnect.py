@@ -246,6 +246,8 @@ class ConnectionManager:
 
         Raises:
             ConnectionError: Closed manager, auto_reconnect off after a loss, attempts used up.
+            DisconnectedError: No connection for `reconnect.max_disconnected_s`.
+            PermanentConnectionError: A failure retrying cannot fix (never retried).
             TimeoutError: The deadline passed.
             AuthenticationError: The server refused the token (never retried).
         """

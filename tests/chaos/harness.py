@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,7 @@ class Report:
     sent: int = 0
     acked: int = 0
     failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
     stored: int = 0
     lost: int = 0
     duplicates: int = 0
@@ -132,6 +134,7 @@ class _Producer:
         self.topic = topic
         self.acked: set[int] = set()
         self.failed = 0
+        self.errors: Counter[str] = Counter()
         self.sent = 0
         self.latencies: list[float] = []
 
@@ -156,6 +159,7 @@ class _Producer:
         def done(ack: SendAck | None, error: LanceError | None) -> None:
             if error is not None:
                 self.failed += 1
+                self.errors[f"{type(error).__name__}: {str(error)[:120]}"] += 1
                 return
             self.acked.add(seq)
             if started is not None:
@@ -199,6 +203,8 @@ def _judge(report: Report, producers: list[_Producer], stored: list[tuple[int, i
         report.sent += producer.sent
         report.acked += len(producer.acked)
         report.failed += producer.failed
+        for text, count in producer.errors.items():
+            report.errors[text] = report.errors.get(text, 0) + count
         report.lost += len(producer.acked - seen[producer.number])
 
 

@@ -341,6 +341,8 @@ class FaultProxy:
             for piece in self._pieces(data, split=faults.split, rate=faults.bandwidth_bps):
                 if faults.bandwidth_bps:
                     await asyncio.sleep(len(piece) / faults.bandwidth_bps)
+                if sink.is_closing():
+                    raise ConnectionResetError("the proxied connection is closed")
                 sink.write(piece)
                 await sink.drain()
                 self.stats.bytes[direction] += len(piece)
