@@ -166,9 +166,6 @@ class LanceClient(AsyncLifecycle, ConnectionWatch):
             pool=pool,
         )
 
-    def _connection_manager(self) -> ConnectionManager:
-        return self._manager
-
     # --- lifecycle ------------------------------------------------------------------------
 
     async def connect(self) -> Self:

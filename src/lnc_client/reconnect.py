@@ -111,21 +111,19 @@ StateListener = Callable[[ConnectionState], None]
 
 
 class ConnectionWatch:
-    """`connection_state` and `on_connection_state` for a client object with a manager."""
+    """`connection_state` and `on_connection_state` for a client object with a `_manager`."""
 
     __slots__ = ()
-
-    def _connection_manager(self) -> ConnectionManager:
-        raise NotImplementedError
+    _manager: ConnectionManager
 
     @property
     def connection_state(self) -> ConnectionState:
         """Where the connection stands now (`ConnectionState`)."""
-        return self._connection_manager().state
+        return self._manager.state
 
     def on_connection_state(self, listener: StateListener) -> None:
         """Call `listener(state)` at every change of `connection_state` from now on."""
-        self._connection_manager().listeners.append(listener)
+        self._manager.listeners.append(listener)
 
 
 class ConnectionManager:

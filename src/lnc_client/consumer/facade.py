@@ -93,9 +93,6 @@ class StandaloneConsumer(AsyncLifecycle, ConnectionWatch):
         self._polling = False
         self._errors = 0
 
-    def _connection_manager(self) -> ConnectionManager:
-        return self._manager
-
     # --- lifecycle ------------------------------------------------------------------------
 
     @classmethod

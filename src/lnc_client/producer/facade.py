@@ -37,7 +37,7 @@ from lnc_client.producer.batch import (
 )
 from lnc_client.producer.window import Window
 from lnc_client.protocol.records import RECORD_HEADER_SIZE, TlvRecord
-from lnc_client.reconnect import ConnectionManager, ConnectionWatch
+from lnc_client.reconnect import ConnectionWatch
 
 __all__ = ["Producer"]
 
@@ -75,13 +75,11 @@ class Producer(AsyncLifecycle, ConnectionWatch):
             pool=pool,
         )
         self._topics = self._window.topics
+        self._manager = self._window.manager
         self._close_done: asyncio.Future[None] | None = None
 
     def _sealed(self, batch: Batch) -> None:
         self._window.enqueue(batch)
-
-    def _connection_manager(self) -> ConnectionManager:
-        return self._window.manager
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -434,11 +434,6 @@ class Window:
                 # the batch is blamed again, and before anything can be sent on `conn`
                 await conn.ping(timeout=self._config.request_timeout_s)
             self._install(conn)
-            if self.retry and self.retry[0].drops:
-                # the server hung up right after this batch before: make sure it is alive and
-                # reading (a proxy in front of a stopped server hangs up on anything) before
-                # the batch is blamed again
-                await conn.ping(timeout=self._config.request_timeout_s)
         hold = self._hold_until - self._shared.now()
         if hold > 0:
             await asyncio.sleep(hold)
