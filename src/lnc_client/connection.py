@@ -213,8 +213,7 @@ class Connection:
         self._reader = _Reader(self)
         self._closed = self._loop.create_future()
         self._failure: LanceError | None = None
-        self.bytes_received = 0
-        """Bytes received from the server so far."""
+        self.bytes_received = 0  # from the server, so far
         self._waiters = _Waiters()
         self._keepalive_task: asyncio.Task[None] | None = None
 
@@ -268,9 +267,7 @@ class Connection:
                 server_hostname=server_hostname,
             )
         except OSError as error:
-            raise _connect_error(
-                self.address, error, tls=options.ssl_context is not None
-            ) from error
+            raise _connect_error(self.address, error, options.ssl_context) from error
         if options.auth_token is not None:
             reply = await self.request(
                 ControlCommand.AUTHENTICATE, authenticate_payload(options.auth_token)
@@ -443,10 +440,6 @@ class Connection:
         self.abort(ConnectionError("connection closed by the client"))
         await asyncio.shield(self._closed)
 
-    def add_close_callback(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (on the loop) once the connection is closed or lost."""
-        self._closed.add_done_callback(lambda _: callback())
-
     def abort(self, error: LanceError) -> None:
         """Close at once and fail every waiter with `error` (if it is the first failure)."""
         self._fail(error)
@@ -456,13 +449,8 @@ class Connection:
             self._closed.set_result(None)
 
     def _lost(self, exc: Exception | None) -> None:
-        reason = "the server closed the connection" if exc is None else f"connection lost: {exc}"
-        if not self.bytes_received and self.options.ssl_context is None:
-            reason += (
-                " before answering anything (if the port speaks TLS, connect with TLS: this "
-                "client does not use it)"
-            )
-        self._fail(ConnectionError(reason))
+        silent = not self.bytes_received and self.options.ssl_context is None
+        self._fail(ConnectionError(_lost_reason(exc, silent=silent)))
         if not self._closed.done():
             self._closed.set_result(None)
 
@@ -521,8 +509,22 @@ _UNRESOLVABLE: Final = frozenset(
 )
 
 
-def _connect_error(address: Address, error: OSError, *, tls: bool) -> ConnectionError:
+def _lost_reason(exc: Exception | None, *, silent: bool) -> str:
+    """Why a connection was lost; `silent`: plaintext, and the server never sent a byte."""
+    reason = "the server closed the connection" if exc is None else f"connection lost: {exc}"
+    if silent:
+        reason += (
+            " before answering anything (if the port speaks TLS, connect with TLS: this client "
+            "does not use it)"
+        )
+    return reason
+
+
+def _connect_error(
+    address: Address, error: OSError, ssl_context: ssl.SSLContext | None
+) -> ConnectionError:
     """The error for a failed connect: permanent when retrying cannot help, with its cause."""
+    tls = ssl_context is not None
     if isinstance(error, socket.gaierror) and error.errno in _UNRESOLVABLE:
         return PermanentConnectionError(f"the host name {address.host!r} does not resolve: {error}")
     if tls and isinstance(error, ssl.SSLCertVerificationError):

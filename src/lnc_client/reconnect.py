@@ -278,7 +278,8 @@ class ConnectionManager:
                 raise
             self._current = conn
             self._set_state(ConnectionState.CONNECTED)
-            conn.add_close_callback(lambda: self._lost(conn))
+            watcher = asyncio.ensure_future(conn.wait_closed())
+            watcher.add_done_callback(lambda _: self._lost(conn))
             self._opened_at = asyncio.get_running_loop().time()
             if self._opened_once:
                 self.reconnects += 1
