@@ -97,6 +97,10 @@ async def by_send(producer: Producer, value: object) -> object:
     return await producer.send(1, value, timeout=5.0)  # type: ignore[arg-type]
 
 
+async def by_send_batch(producer: Producer, value: object) -> object:
+    return await producer.send_batch(1, [b"first", value], timeout=5.0)  # type: ignore[list-item]
+
+
 PATHS = [by_send_async, by_send_nowait, by_send_handle, by_send]
 
 
@@ -116,7 +120,20 @@ async def test_a_refused_value_leaves_the_batch_exactly_as_it_was(
     assert producer.metrics().records_acked == len(WRONG_VALUES)
 
 
-@pytest.mark.parametrize("path", PATHS, ids=lambda path: path.__name__)
+async def test_send_batch_refuses_a_wrong_value_before_anything_is_queued(
+    server: ServerUnderTest, producer: Producer
+) -> None:
+    await producer.send_async(1, b"open")
+    before = open_batch(producer, 1)
+    for value in WRONG_VALUES:
+        with pytest.raises(TypeError, match="bytes-like"):
+            await by_send_batch(producer, value)
+        assert open_batch(producer, 1) == before
+    await producer.flush()
+    assert [r.value for r in await stored(server, 1)] == [b"open"]
+
+
+@pytest.mark.parametrize("path", [*PATHS, by_send_batch], ids=lambda path: path.__name__)
 async def test_other_bytes_like_values_are_stored_as_their_bytes(
     server: ServerUnderTest, producer: Producer, path: SendPath
 ) -> None:
@@ -132,6 +149,8 @@ async def test_other_bytes_like_values_are_stored_as_their_bytes(
         await path(producer, value)
     await producer.flush()
     expected = [b"ba", b"view", ints.tobytes(), b"strided", bytes(range(6))]
+    if path is by_send_batch:
+        expected = [value for pair in zip([b"first"] * 5, expected, strict=True) for value in pair]
     assert [r.value for r in await stored(server, 1)] == expected
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import itertools
 import struct
@@ -18,6 +19,7 @@ from lnc_client.protocol.records import (
     CompressionCodec,
     RecordType,
     TlvRecord,
+    as_record_value,
     compress_records,
     decode_records,
     decode_stream,
@@ -149,6 +151,20 @@ def test_encode_values_equal_lengths(length: int, count: int) -> None:
     records, used = decode_stream(encode_values(values))
     assert [r.value for r in records] == values
     assert used == count * (RECORD_HEADER_SIZE + length)
+
+
+def test_encode_values_counts_bytes_not_items_and_refuses_non_buffers() -> None:
+    ints = array.array("i", [1, 2])
+    strided = memoryview(b"a-b-c")[::2]
+    flat = [b"x", ints.tobytes(), b"abc"]
+    assert encode_values([b"x", memoryview(ints), strided]) == encode_values(flat)
+    assert encode_values([memoryview(ints), memoryview(ints)]) == encode_values([flat[1]] * 2)
+    assert decode_records(encode_values([memoryview(ints)]))[0].value == ints.tobytes()
+    for bad in ("text", 7, None, [1, 2]):
+        with pytest.raises(TypeError, match=f"bytes-like .*not {type(bad).__name__}"):
+            encode_values([b"ok", bad])  # type: ignore[list-item]
+    assert as_record_value(b"b") == b"b"
+    assert bytes(as_record_value(memoryview(ints))) == ints.tobytes()
 
 
 def test_encode_values_accepts_other_buffers_and_empty_input() -> None:

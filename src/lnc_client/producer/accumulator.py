@@ -37,7 +37,6 @@ __all__ = ["Accumulator"]
 
 RAW: Final = int(RecordType.RAW_DATA)
 _U32_MAX: Final = 0xFFFF_FFFF
-_BYTE_FORMATS: Final = frozenset(("B", "b", "c"))
 R = TypeVar("R")
 
 
@@ -77,9 +76,9 @@ class Accumulator:
     def append(self, topic_id: int, data: RecordValue, size: int, record_type: int) -> Batch:
         """Append one record of `size` TLV bytes (`len(data) + 5`) to its topic's batch.
 
-        `data` is bytes-like with `len()` counting bytes (`as_value`). When the append fails
-        (memory), the batch is left exactly as it was, and a batch opened for the record is
-        dropped again.
+        `data` is bytes-like with `len()` counting bytes (`as_record_value`). When the append
+        fails (memory), the batch is left exactly as it was, and a batch opened for the record
+        is dropped again.
 
         Raises:
             ValueError: A record type outside 0x00-0xFE, a bad topic id, a record over 16 MiB.
@@ -260,31 +259,6 @@ class Accumulator:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-
-
-def as_value(data: object) -> RecordValue:
-    """Return `data` as a record value whose `len()` is its size in bytes.
-
-    `bytes` and `bytearray` are taken as they are; any other bytes-like object (a `memoryview`,
-    an `array.array`, an `mmap`) becomes a flat byte view of it (a copy when it is not
-    contiguous), so the record header counts bytes, not items.
-
-    Raises:
-        TypeError: `data` is not bytes-like (a `str`, an `int`, a list, None, ...).
-    """
-    if isinstance(data, bytes | bytearray):
-        return data
-    try:
-        # memoryview() takes any object and raises TypeError unless it exports a buffer
-        view = memoryview(cast("bytes", data))
-    except TypeError:
-        raise TypeError(
-            f"a record value is bytes-like (bytes, bytearray, memoryview), not "
-            f"{type(data).__name__}: encode text first, e.g. value.encode()"
-        ) from None
-    if not view.c_contiguous:
-        return view.tobytes()
-    return view if view.ndim == 1 and view.format in _BYTE_FORMATS else view.cast("B")
 
 
 def encode_chunks(

@@ -23,7 +23,7 @@ from lnc_client.errors import (
     validate_topic_name,
 )
 from lnc_client.pool import ConnectionPool
-from lnc_client.producer.accumulator import RAW, Accumulator, as_value, encode_chunks
+from lnc_client.producer.accumulator import RAW, Accumulator, encode_chunks
 from lnc_client.producer.batch import (
     Batch,
     ProducerMetrics,
@@ -36,7 +36,7 @@ from lnc_client.producer.batch import (
     wait_settled,
 )
 from lnc_client.producer.window import Window
-from lnc_client.protocol.records import RECORD_HEADER_SIZE, TlvRecord
+from lnc_client.protocol.records import RECORD_HEADER_SIZE, TlvRecord, as_record_value
 from lnc_client.reconnect import ConnectionWatch
 
 __all__ = ["Producer"]
@@ -227,7 +227,7 @@ class Producer(AsyncLifecycle, ConnectionWatch):
             ConnectionError: The producer is closed, or lost its connection for good.
         """
         if type(data) is not bytes:
-            data = as_value(data)
+            data = as_record_value(data)
         chosen = topic_id if topic is None else (topic if topic_id is None else None)
         if type(chosen) is not int:
             chosen = await self._topics.topic_of(topic, topic_id)
@@ -263,7 +263,7 @@ class Producer(AsyncLifecycle, ConnectionWatch):
             ValueError: A topic name that is not resolved yet.
         """
         if type(data) is not bytes:
-            data = as_value(data)
+            data = as_record_value(data)
         chosen = self._topics.cached(topic, topic_id)
         accumulator = self._accumulator
         size = len(data) + RECORD_HEADER_SIZE
@@ -390,7 +390,7 @@ class Producer(AsyncLifecycle, ConnectionWatch):
     ) -> Batch:
         """Resolve the topic, wait for buffer room, append; the batch's outcome is watched."""
         if type(data) is not bytes:
-            data = as_value(data)
+            data = as_record_value(data)
         chosen = await self._topics.topic_of(topic, topic_id)
         accumulator = self._accumulator
         size = len(data) + RECORD_HEADER_SIZE

@@ -43,6 +43,7 @@ __all__ = [
     "CompressionCodec",
     "RecordType",
     "TlvRecord",
+    "as_record_value",
     "compress_records",
     "decode_records",
     "decode_stream",
@@ -296,7 +297,9 @@ def _decode_key(key: bytes) -> str:
         raise ProtocolError(f"record key is not UTF-8: {key!r}") from None
 
 
-def encode_values(values: Sequence[bytes], record_type: int = RecordType.RAW_DATA) -> bytes:
+def encode_values(
+    values: Sequence[bytes | bytearray | memoryview], record_type: int = RecordType.RAW_DATA
+) -> bytes:
     """Encode many values of one type into a TLV stream, without per-record Python objects.
 
     This is the producer's hot path: all iteration happens inside C (`bytes.join`, `map`,
@@ -309,20 +312,55 @@ def encode_values(values: Sequence[bytes], record_type: int = RecordType.RAW_DAT
 
     Raises:
         ValueError: An unsupported record type.
+        TypeError: A value that is not bytes-like (other buffers, such as a memoryview of
+            ints, are encoded as their bytes).
     """
     if not 0 <= record_type < 0xFF:
         raise ValueError(f"encode_values takes record types 0x00-0xFE, not {record_type:#x}")
     if not values:
         return b""
-    lengths = list(map(len, values))
-    if lengths.count(lengths[0]) == len(lengths):
-        # header.join over ["", v1, v2, ...] gives header v1 header v2 ... in one copy
-        return _HEADER.pack(record_type, lengths[0]).join(chain(_LEADING_EMPTY, values))
-    headers = {length: _HEADER.pack(record_type, length) for length in set(lengths)}
-    parts: list[bytes | bytearray | memoryview] = [b""] * (2 * len(values))
-    parts[0::2] = map(headers.__getitem__, lengths)
-    parts[1::2] = values
-    return b"".join(parts)
+    try:
+        lengths = list(map(len, values))
+        if lengths.count(lengths[0]) == len(lengths):
+            # header.join over ["", v1, v2, ...] gives header v1 header v2 ... in one copy
+            stream = _HEADER.pack(record_type, lengths[0]).join(chain(_LEADING_EMPTY, values))
+        else:
+            headers = {length: _HEADER.pack(record_type, length) for length in set(lengths)}
+            parts: list[bytes | bytearray | memoryview] = [b""] * (2 * len(values))
+            parts[0::2] = map(headers.__getitem__, lengths)
+            parts[1::2] = values
+            stream = b"".join(parts)
+    except TypeError:  # a value that is not a contiguous buffer, or has no len()
+        return encode_values(list(map(as_record_value, values)), record_type)
+    if len(stream) != sum(lengths) + RECORD_HEADER_SIZE * len(lengths):
+        # a buffer whose len() counts items, not bytes (a memoryview of ints, an array)
+        return encode_values(list(map(as_record_value, values)), record_type)
+    return stream
+
+
+def as_record_value(data: object) -> bytes | bytearray | memoryview:
+    """Return `data` as a record value whose `len()` is its size in bytes.
+
+    `bytes` and `bytearray` are taken as they are; any other bytes-like object (a `memoryview`,
+    an `array.array`, an `mmap`) becomes a flat byte view of it (a copy when it is not
+    contiguous), so a record header counts bytes, not items.
+
+    Raises:
+        TypeError: `data` is not bytes-like (a `str`, an `int`, a list, None, ...).
+    """
+    if isinstance(data, bytes | bytearray):
+        return data
+    try:
+        # memoryview() takes any object and raises TypeError unless it exports a buffer
+        view = memoryview(cast("bytes", data))
+    except TypeError:
+        raise TypeError(
+            f"a record value is bytes-like (bytes, bytearray, memoryview), not "
+            f"{type(data).__name__}: encode text first, e.g. value.encode()"
+        ) from None
+    if not view.c_contiguous:
+        return view.tobytes()
+    return view if view.ndim == 1 and view.itemsize == 1 else view.cast("B")
 
 
 def encode_records(records: Iterable[TlvRecord]) -> bytes:
