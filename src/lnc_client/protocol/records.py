@@ -319,20 +319,23 @@ def encode_values(
         raise ValueError(f"encode_values takes record types 0x00-0xFE, not {record_type:#x}")
     if not values:
         return b""
+    count = len(values)
     try:
         lengths = list(map(len, values))
-        if lengths.count(lengths[0]) == len(lengths):
+        if lengths.count(lengths[0]) == count:
             # header.join over ["", v1, v2, ...] gives header v1 header v2 ... in one copy
             stream = _HEADER.pack(record_type, lengths[0]).join(chain(_LEADING_EMPTY, values))
+            size = count * (RECORD_HEADER_SIZE + lengths[0])
         else:
             headers = {length: _HEADER.pack(record_type, length) for length in set(lengths)}
-            parts: list[bytes | bytearray | memoryview] = [b""] * (2 * len(values))
+            parts: list[bytes | bytearray | memoryview] = [b""] * (2 * count)
             parts[0::2] = map(headers.__getitem__, lengths)
             parts[1::2] = values
             stream = b"".join(parts)
+            size = count * RECORD_HEADER_SIZE + sum(lengths)
     except TypeError:  # a value that is not a contiguous buffer, or has no len()
         return encode_values(list(map(as_record_value, values)), record_type)
-    if len(stream) != sum(lengths) + RECORD_HEADER_SIZE * len(lengths):
+    if len(stream) != size:
         # a buffer whose len() counts items, not bytes (a memoryview of ints, an array)
         return encode_values(list(map(as_record_value, values)), record_type)
     return stream
