@@ -629,19 +629,22 @@ class FrameDecoder:
             self._start = self._end = 0
 
     def _relocate(self) -> None:
-        pending = bytes(self._buf[self._start : self._end])
+        old = self._buf
+        pending = self._end - self._start
         if self._min is None:
             size = max(self._buffer_size, self._need + _MIN_FREE)
         else:
-            held = len(pending) + _MIN_FREE
-            grown = max(self._min, min(2 * len(self._buf), self._buffer_size), held)
+            held = pending + _MIN_FREE
+            grown = max(self._min, min(2 * len(old), self._buffer_size), held)
             size = max(grown, min(self._need + _MIN_FREE, 2 * held))
-        if self._exported or size > len(self._buf):
+        if self._exported or size > len(old):
             self._buf = memoryview(bytearray(size))
             self._exported = False
-        self._buf[: len(pending)] = pending
+        # one copy, no temporary: a slice assignment between byte views is a memmove, so it
+        # is right also when the bytes move to the front of the same buffer (overlapping)
+        self._buf[:pending] = old[self._start : self._end]
         self._start = 0
-        self._end = len(pending)
+        self._end = pending
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
