@@ -133,6 +133,23 @@ class Accumulator:
         self._queue(batch, payload)
         return batch
 
+    async def add_encoded(
+        self, topic_id: int, records: Sequence[bytes] | Sequence[TlvRecord], record_type: int
+    ) -> list[Batch]:
+        """Encode records (`encode_chunks`) and queue each frame-sized payload as a batch.
+
+        Raises:
+            TypeError: A value that is not bytes-like, or bytes mixed with `TlvRecord`s.
+            ValueError: A bad record type, or a record over the frame limit.
+            BackpressureError: The buffer stayed full.
+        """
+        batches = []
+        for count, payload in encode_chunks(records, record_type):
+            if self.buffered + len(payload) > self.limit:
+                await self.reserve(len(payload))
+            batches.append(self.add_records(topic_id, count, payload))
+        return batches
+
     def _new_batch(self, topic_id: int) -> Batch:
         if type(topic_id) is not int or not 1 <= topic_id <= _U32_MAX:
             if topic_id == 0:

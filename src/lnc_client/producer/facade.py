@@ -23,7 +23,7 @@ from lnc_client.errors import (
     validate_topic_name,
 )
 from lnc_client.pool import ConnectionPool
-from lnc_client.producer.accumulator import RAW, Accumulator, encode_chunks
+from lnc_client.producer.accumulator import RAW, Accumulator
 from lnc_client.producer.batch import (
     Batch,
     ProducerMetrics,
@@ -410,13 +410,7 @@ class Producer(AsyncLifecycle, ConnectionWatch):
         chosen = await self._topics.topic_of(topic, topic_id)
         if not records:
             raise ValueError("send_batch needs at least one record")
-        accumulator = self._accumulator
-        batches = []
-        for count, payload in encode_chunks(records, record_type):
-            if accumulator.buffered + len(payload) > accumulator.limit:
-                await accumulator.reserve(len(payload))
-            batches.append(accumulator.add_records(chosen, count, payload))
-        return batches
+        return await self._accumulator.add_encoded(chosen, records, record_type)
 
     def _waiter(self, batch: Batch) -> asyncio.Future[None]:
         return batch.waiter(self._shared.running())
@@ -431,12 +425,4 @@ class Producer(AsyncLifecycle, ConnectionWatch):
 
     def metrics(self) -> ProducerMetrics:
         """Return a snapshot of the counters."""
-        window = self._window
-        return ProducerMetrics(
-            **window.counts,
-            buffered_bytes=self._accumulator.buffered,
-            queued_batches=len(window.retry) + len(window.ready),
-            in_flight_batches=len(window.in_flight),
-            reconnects=window.manager.reconnects,
-            ack_latency=window.ack_latency.snapshot(),
-        )
+        return self._window.metrics()

@@ -43,6 +43,7 @@ from lnc_client.pool import ConnectionPool
 from lnc_client.producer.accumulator import Accumulator
 from lnc_client.producer.batch import (
     Batch,
+    ProducerMetrics,
     ProducerState,
     SendAck,
     SendCallback,
@@ -473,3 +474,14 @@ class Window:
                     self.ready = deque(kept)
                 for batch in expired:
                     self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
+
+    def metrics(self) -> ProducerMetrics:
+        """A snapshot of the counters, with the accumulator's buffered bytes."""
+        return ProducerMetrics(
+            **self.counts,
+            buffered_bytes=self._accumulator.buffered,
+            queued_batches=len(self.retry) + len(self.ready),
+            in_flight_batches=len(self.in_flight),
+            reconnects=self.manager.reconnects,
+            ack_latency=self.ack_latency.snapshot(),
+        )
