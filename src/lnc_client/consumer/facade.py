@@ -414,7 +414,7 @@ class StandaloneConsumer(AsyncLifecycle, ConnectionWatch):
                 count += 1
                 yield result
 
-    async def records(
+    def records(
         self, *, timeout: float | None = None, limit: int | None = None
     ) -> AsyncIterator[TlvRecord]:
         """Yield every record, one at a time; ends on `close()` or after `limit` records.
@@ -423,8 +423,7 @@ class StandaloneConsumer(AsyncLifecycle, ConnectionWatch):
         for the next one; a loop that ends inside a batch leaves the rest of it uncommitted
         (`consumer.iteration`). An explicit `commit()` inside the loop commits the whole batch.
         """
-        async for record in self._record_loop.records(self.batches(timeout=timeout), limit):
-            yield record
+        return self._record_loop.records(self.batches(timeout=timeout), limit)
 
     def __aiter__(self) -> AsyncIterator[TlvRecord]:
         return self.records()

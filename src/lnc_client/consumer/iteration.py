@@ -17,7 +17,8 @@ wins: it forgets the unfinished batch.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from operator import length_hint
 
 from lnc_client.consumer.result import PollResult
 from lnc_client.protocol.records import TlvRecord
@@ -36,7 +37,7 @@ class RecordLoop:
     def __init__(self, seek: Callable[[int], None], closed: Callable[[], bool]) -> None:
         self._seek = seek
         self._closed = closed
-        self._pending: tuple[object, PollResult, int] | None = None
+        self._pending: tuple[object, PollResult, int | Iterator[TlvRecord]] | None = None
 
     def forget(self) -> None:
         """Drop the unfinished batch: the caller chose a new position (`seek`)."""
@@ -47,7 +48,11 @@ class RecordLoop:
         pending, self._pending = self._pending, None
         if pending is None or self._closed():
             return
-        _, batch, index = pending
+        _, batch, position = pending
+        if isinstance(position, int):
+            index = position
+        else:  # the batch's record iterator: the record it gave out last is not processed yet
+            index = len(batch.records) - length_hint(position) - 1
         sizes = [record.total_size for record in batch.records]
         if sum(sizes) == batch.end_offset - batch.start_offset:
             self._seek(batch.start_offset + sum(sizes[:index]))
@@ -57,21 +62,33 @@ class RecordLoop:
     async def records(
         self, batches: AsyncIterator[PollResult], limit: int | None
     ) -> AsyncIterator[TlvRecord]:
-        """Yield the records of `batches`, at most `limit`, tracking the unfinished batch."""
+        """Yield the records of `batches`, at most `limit`, tracking the unfinished batch.
+
+        A whole batch is handed out through one list iterator whose position `rewind` reads,
+        so a record costs nothing here but its `yield`; only the batch that a limit ends inside
+        is counted record by record.
+        """
         self.rewind()
         token = object()
-        count = 0
+        left = limit
         try:
             async for batch in batches:
-                for index, record in enumerate(batch.records):
-                    self._pending = (token, batch, index)
-                    if limit is not None and count >= limit:
-                        return
-                    yield record
-                    count += 1
-                self._pending = None
-                if limit is not None and count >= limit:
+                records = batch.records
+                if left is not None and left < len(records):
+                    for index in range(left):
+                        self._pending = (token, batch, index)
+                        yield records[index]
+                    self._pending = (token, batch, left)
                     return
+                handed_out = iter(records)
+                self._pending = (token, batch, handed_out)
+                for record in handed_out:
+                    yield record
+                self._pending = None
+                if left is not None:
+                    left -= len(records)
+                    if not left:
+                        return
         finally:
             if self._pending is not None and self._pending[0] is token:
                 self.rewind()
