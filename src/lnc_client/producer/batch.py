@@ -30,6 +30,7 @@ __all__ = [
     "State",
     "batch_id_of",
     "delivery_timeout",
+    "settle_batches",
     "wait_settled",
 ]
 
@@ -293,3 +294,46 @@ async def wait_settled(
         raise TimeoutError(
             f"batch {batch_id} was not acknowledged within {timeout} s (it may still be delivered)"
         ) from None
+
+
+async def settle_batches(
+    pending: list[Batch],
+    loop: asyncio.AbstractEventLoop,
+    timeout: float,
+    take_unreported: Callable[[], tuple[tuple[int, LanceError] | None, int]],
+) -> None:
+    """Wait until every batch in `pending` has settled; raise the first failure (`flush`).
+
+    Args:
+        pending: The batches to wait for.
+        loop: The producer's loop (for the batches' shared futures).
+        timeout: Bound on the wait.
+        take_unreported: The first failure of a batch nobody waited for since the last flush,
+            and how many there were (read after the wait, so failures during it count).
+
+    Raises:
+        TimeoutError: Some batches were not settled in time (they stay pending).
+        LanceError: A batch it waited for failed, or one that nobody watched failed since the
+            last flush; the first such error (lowest batch id) is raised, with a note saying
+            how many batches failed.
+    """
+    futures = [batch.waiter(loop) for batch in pending]
+    if futures:
+        _, not_done = await asyncio.wait(futures, timeout=timeout)
+        if not_done:
+            raise TimeoutError(
+                f"{len(not_done)} of {len(futures)} batches were not settled within {timeout} s"
+            )
+    failures = {
+        batch.batch_id: error
+        for batch, future in zip(pending, futures, strict=True)
+        if (error := future.exception()) is not None and isinstance(error, LanceError)
+    }
+    unreported, count = take_unreported()
+    if unreported is not None:
+        failures.setdefault(*unreported)
+    if failures:
+        first = min(failures)
+        error = copy_error(failures[first])  # the original is shared with the waiters
+        error.add_note(f"{max(len(failures), count)} batch(es) failed; batch {first} failed first")
+        raise error

@@ -33,6 +33,7 @@ from lnc_client.producer.batch import (
     SendCallback,
     SendHandle,
     State,
+    settle_batches,
     wait_settled,
 )
 from lnc_client.producer.window import Window
@@ -379,8 +380,10 @@ class Producer(AsyncLifecycle, ConnectionWatch):
                 says how many batches failed.
         """
         self._accumulator.seal_all()
-        await self._window.settle_all(
-            self.config.delivery_timeout_s if timeout is None else timeout
+        window = self._window
+        limit = self.config.delivery_timeout_s if timeout is None else timeout
+        await settle_batches(
+            window.pending(), self._shared.running(), limit, window.take_unreported
         )
 
     # --- internals ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from collections import deque
 from typing import Final
 
 from lnc_client.config import Address, ProducerConfig
-from lnc_client.connection import Connection, IngestCallback, copy_error
+from lnc_client.connection import Connection, IngestCallback
 from lnc_client.discovery import ClusterClient
 from lnc_client.errors import (
     ConnectionError,
@@ -167,40 +167,11 @@ class Window:
         """The batches sealed and not settled: to resend, queued, in flight, parked."""
         return [*self.retry, *self.ready, *self.in_flight.values(), *self.parked]
 
-    async def settle_all(self, timeout: float) -> None:
-        """Wait until every batch sealed so far has settled; raise the first failure.
-
-        Raises:
-            TimeoutError: Some batches were not settled in time (they stay pending).
-            LanceError: A batch it waited for failed, or one that nobody watched failed since
-                the last call; the first such error (lowest batch id) is raised, with a note
-                saying how many batches failed.
-        """
-        pending = self.pending()
-        loop = self._shared.running()
-        futures = [batch.waiter(loop) for batch in pending]
-        if futures:
-            _, not_done = await asyncio.wait(futures, timeout=timeout)
-            if not_done:
-                raise TimeoutError(
-                    f"{len(not_done)} of {len(futures)} batches were not settled within {timeout} s"
-                )
-        failures = {
-            batch.batch_id: error
-            for batch, future in zip(pending, futures, strict=True)
-            if (error := future.exception()) is not None and isinstance(error, LanceError)
-        }
-        count = self._unreported_count
-        if self._unreported is not None:
-            failures.setdefault(*self._unreported)
-            self._unreported, self._unreported_count = None, 0
-        if failures:
-            first = min(failures)
-            error = copy_error(failures[first])  # the original is shared with the waiters
-            error.add_note(
-                f"{max(len(failures), count)} batch(es) failed; batch {first} failed first"
-            )
-            raise error
+    def take_unreported(self) -> tuple[tuple[int, LanceError] | None, int]:
+        """The first failure nobody waited for, and how many there were, since the last call."""
+        taken = self._unreported, self._unreported_count
+        self._unreported, self._unreported_count = None, 0
+        return taken
 
     def _install(self, conn: Connection) -> None:
         in_flight = self.in_flight
