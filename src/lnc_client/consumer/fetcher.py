@@ -259,10 +259,12 @@ class Fetcher:
         if window is None or len(window.data) < fetched.requested:
             return False
         received = len(window.data)
-        size = max(self._config.max_fetch_bytes, self._missing() - received)
-        if size > MAX_PAYLOAD_SIZE:
+        missing = self._missing() - received
+        if missing > MAX_PAYLOAD_SIZE:
             return False
-        self._queue_window_fetch(fetched.position + received, size)
+        self._queue_window_fetch(
+            fetched.position + received, max(self._config.max_fetch_bytes, missing)
+        )
         return True
 
     def _missing(self) -> int:
@@ -277,15 +279,17 @@ class Fetcher:
         if self.end_pending:
             self._fetches.append(asyncio.get_running_loop().create_task(self._fetch_end()))
             return
-        size = max(self._config.max_fetch_bytes, self._missing())
-        if size > MAX_PAYLOAD_SIZE:
+        missing = self._missing()
+        if missing > MAX_PAYLOAD_SIZE:  # a window may be larger (real lance has no window cap)
             raise UndecodableRecordError(
                 self.topic_id,
                 self.offset,
-                f"it claims {size + len(self._tail)} bytes, more than one ingest can carry (the "
+                f"it claims {missing + len(self._tail)} bytes, more than one ingest can carry (the "
                 "topic does not hold a TLV stream there, or the offset is not a record boundary)",
             )
-        self._queue_window_fetch(self.offset + len(self._tail), size)
+        self._queue_window_fetch(
+            self.offset + len(self._tail), max(self._config.max_fetch_bytes, missing)
+        )
 
     def _queue_window_fetch(self, position: int, size: int) -> None:
         want_end = self.hwm <= position + size
