@@ -18,7 +18,9 @@ sees only a timeout.
 Pipelining. The real server stops reading until a chunk's Acks are out. We keep reading up to
 `inflight_bytes_per_connection` un-acked bytes, but keep the wire order the real server would
 produce for the same chunks: the replies of a later chunk are held until every earlier chunk's
-Acks are written. With the limit at 0 the behaviour is exactly the real one.
+Acks are written, and a later chunk's control command is not even run before then (a Fetch
+answered after an Ack always sees that batch). With the limit at 0 the behaviour is exactly
+the real one.
 
 Flow control. Reading pauses while a disk-bound command runs, while too many bytes are un-acked,
 while the writer's queue is full, while the transport's send buffer is over its high-water
@@ -275,6 +277,14 @@ class Session(asyncio.BufferedProtocol):
             if kind is _INGEST:
                 self._ingest(chunk, frame)
             elif kind is _CONTROL:
+                if self._chunks[0] is not chunk:
+                    # An earlier read's Acks are not out: the real server would not have read
+                    # this command yet, so it must not answer it from data not yet durable.
+                    self._submit(chunk)
+                    self._stalled = (chunk, frames, index, fault)
+                    self._busy = True
+                    self._update_reading()
+                    return
                 result = self._commands.handle(header.batch_id & 0xFF, frame.payload, self._auth)
                 if self._auth.authenticated:
                     self._guard.authenticated()
