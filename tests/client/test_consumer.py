@@ -42,7 +42,9 @@ from lnc_client.offsets import MemoryOffsetStore
 from lnc_client.producer import Producer
 from lnc_client.protocol.control import TAIL_OFFSET, FetchResult
 from lnc_client.protocol.records import (
+    RecordDialect,
     RecordType,
+    RustRecordType,
     TlvRecord,
     compress_records,
     encode_records,
@@ -663,3 +665,24 @@ async def test_windows_over_16_mib_on_either_server(events_server: LanceServer) 
         results = await drain(consumer, 20)
         assert values_of(results) == values
         assert consumer.current_offset == total
+
+
+async def test_a_topic_written_by_the_rust_client_read_with_its_dialect(
+    events_server: LanceServer,
+) -> None:
+    """Lance's Rust client frames every record with the 5-byte header: 0x02 is Tombstone, 0x10
+    Compressed, 0xFF Unknown. `record_dialect=RUST` returns them as written."""
+    written = [
+        (RustRecordType.DATA, b"k=1"),
+        (RustRecordType.TOMBSTONE, b""),
+        (RustRecordType.UNKNOWN, b"opaque"),
+        (RustRecordType.COMPRESSED, b"\x00" * 10),
+        (0xC0, b"not ours"),
+    ]
+    stream = b"".join(bytes([t]) + len(v).to_bytes(4, "little") + v for t, v in written)
+    await ingest(events_server.address, [stream[:14], stream[14:]])
+    config = make_config(max_fetch_bytes=7, record_dialect=RecordDialect.RUST)
+    async with StandaloneConsumer(events_server.address, config) as consumer:
+        results = await drain(consumer, len(written))
+        assert consumer.current_offset == len(stream)
+    assert [(r.record_type, r.value) for x in results for r in x.records] == written

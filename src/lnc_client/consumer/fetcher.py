@@ -42,7 +42,7 @@ from lnc_client.errors import (
 from lnc_client.metrics import LatencyHistogram
 from lnc_client.protocol.control import FetchResult
 from lnc_client.protocol.frame import MAX_PAYLOAD_SIZE
-from lnc_client.protocol.records import decode_stream, record_header
+from lnc_client.protocol.records import RecordDialect, decode_stream, record_header
 from lnc_client.reconnect import ConnectionManager
 
 __all__ = ["Fetcher"]
@@ -269,7 +269,9 @@ class Fetcher:
 
     def _missing(self) -> int:
         """Bytes still missing of the record that starts the tail (0 while its header is)."""
-        header = record_header(self._tail)
+        header = record_header(
+            self._tail, extended=self._config.record_dialect is RecordDialect.LNC
+        )
         if header is None:
             return 0
         header_size, length = header
@@ -397,7 +399,7 @@ class Fetcher:
         assert fetched.position == self.offset + len(tail)
         buffer = tail + data if tail else bytes(data)
         try:
-            records, used = decode_stream(buffer)
+            records, used = decode_stream(buffer, dialect=self._config.record_dialect)
         except ProtocolError as error:
             self.seek(self.offset)  # drops the tail and any fetch in flight
             raise UndecodableRecordError(self.topic_id, self.offset, str(error)) from error
