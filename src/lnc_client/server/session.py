@@ -80,6 +80,15 @@ def _close_coroutine(coroutine: Coroutine[None, None, Reply], _: asyncio.Task[No
     coroutine.close()
 
 
+def _waits_for_acks(chunks: deque[_Chunk], chunk: _Chunk, kind: FrameType) -> bool:
+    """Whether a control command must wait for the Acks of earlier reads.
+
+    Real Lance reads nothing more until a read's Acks are out, so it answers a later read's
+    command only then: a Fetch never misses a batch whose Ack came before it.
+    """
+    return kind is _CONTROL and chunks[0] is not chunk
+
+
 class _Chunk:
     """The frames of one read and what is owed for them."""
 
@@ -260,31 +269,24 @@ class Session(asyncio.BufferedProtocol):
     def _run(self, chunk: _Chunk, frames: list[Frame], start: int, *, fault: bool) -> None:
         drop_after = self._state.faults.drop_after_frames
         for index in range(start, len(frames)):
-            if self._write_paused or self._held_bytes > self._held_limit:
+            frame = frames[index]
+            header = frame.header
+            kind = classify(header.flags, header.payload_length)
+            paused = self._write_paused or self._held_bytes > self._held_limit
+            if paused or _waits_for_acks(self._chunks, chunk, kind):
                 self._submit(chunk)
                 self._stalled = (chunk, frames, index, fault)
                 self._busy = True
                 self._update_reading()
                 return
-            frame = frames[index]
             if drop_after:
                 self._frames_seen += 1
                 if self._frames_seen >= drop_after:
                     self.abort()
                     return
-            header = frame.header
-            kind = classify(header.flags, header.payload_length)
             if kind is _INGEST:
                 self._ingest(chunk, frame)
             elif kind is _CONTROL:
-                if self._chunks[0] is not chunk:
-                    # An earlier read's Acks are not out: the real server would not have read
-                    # this command yet, so it must not answer it from data not yet durable.
-                    self._submit(chunk)
-                    self._stalled = (chunk, frames, index, fault)
-                    self._busy = True
-                    self._update_reading()
-                    return
                 result = self._commands.handle(header.batch_id & 0xFF, frame.payload, self._auth)
                 if self._auth.authenticated:
                     self._guard.authenticated()
