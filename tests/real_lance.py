@@ -40,27 +40,35 @@ def lance_bin() -> Path | None:
     return path
 
 
-def _port_pair() -> tuple[int, int]:
-    """Two free consecutive ports (p, p + 1) on 127.0.0.1."""
+def _bound(port: int = 0) -> socket.socket:
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _reserve_pair(held: list[socket.socket]) -> tuple[int, int]:
+    """Two free consecutive ports (p, p + 1) on 127.0.0.1, kept bound in `held`."""
     for _ in range(200):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
-            if port >= 65535:
-                continue
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port, port + 1
+        first = _bound()
+        port = int(first.getsockname()[1])
+        try:
+            second = _bound(port + 1)
+        except OSError:
+            first.close()
+            continue
+        held += [first, second]
+        return port, port + 1
     raise RuntimeError("no two consecutive free ports on 127.0.0.1")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _reserve(held: list[socket.socket]) -> int:
+    sock = _bound()
+    held.append(sock)
+    return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +81,14 @@ class NodePorts:
     health: int
 
     @classmethod
-    def allocate(cls) -> NodePorts:
-        client, replication = _port_pair()
-        return cls(client, replication, _free_port(), _free_port())
+    def allocate(cls, count: int = 1) -> list[NodePorts]:
+        """Ports for `count` nodes, all distinct: every one stays bound until all are chosen."""
+        held: list[socket.socket] = []
+        try:
+            return [cls(*_reserve_pair(held), _reserve(held), _reserve(held)) for _ in range(count)]
+        finally:
+            for sock in held:
+                sock.close()
 
 
 @dataclass
@@ -85,7 +98,7 @@ class RealNode:
     binary: Path
     data_dir: Path
     node_id: int = 0
-    ports: NodePorts = field(default_factory=NodePorts.allocate)
+    ports: NodePorts = field(default_factory=lambda: NodePorts.allocate()[0])
     peers: tuple[str, ...] = ()
     mode: str = "l1"
     extra_args: tuple[str, ...] = ()
@@ -183,7 +196,7 @@ class RealCluster:
     nodes: list[RealNode] = field(default_factory=list)
 
     def start(self) -> RealCluster:
-        ports = [NodePorts.allocate() for _ in range(self.size)]
+        ports = NodePorts.allocate(self.size)
         peers = tuple(f"{i}@127.0.0.1:{p.replication}" for i, p in enumerate(ports))
         self.nodes = [
             RealNode(

@@ -24,6 +24,7 @@ from typing import Final, Self, TypedDict, Unpack
 from lnc_client.errors import validate_topic_name
 from lnc_client.protocol.control import TAIL_OFFSET, RetentionInfo, TopicInfo
 from lnc_client.protocol.frame import DEFAULT_PORT, MAX_PAYLOAD_SIZE
+from lnc_client.protocol.records import RecordDialect
 
 __all__ = [
     "Address",
@@ -413,6 +414,7 @@ class StandaloneOptions(TypedDict, total=False):
     catching_up_timeout_s: float | None
     prefetch: bool
     start_offset: int | None
+    record_dialect: RecordDialect
 
 
 _STANDALONE_DEFAULTS: Final[StandaloneOptions] = {
@@ -436,6 +438,7 @@ _STANDALONE_DEFAULTS: Final[StandaloneOptions] = {
     "catching_up_timeout_s": 30.0,
     "prefetch": True,
     "start_offset": None,
+    "record_dialect": RecordDialect.LNC,
 }
 
 
@@ -470,6 +473,8 @@ class StandaloneConfig(_Builders):
             None waits forever.
         prefetch: Send the next Fetch as soon as a full window arrives, so the server works
             while the caller handles the records (at most one fetch in flight).
+        record_dialect: Who writes the topic: `RecordDialect.RUST` for topics written with
+            Lance's Rust client (its 0x02 is Tombstone, 0x10 Compressed, 0xFF a 5-byte header).
     """
 
     consumer_name: str
@@ -485,6 +490,7 @@ class StandaloneConfig(_Builders):
     catching_up_backoff_s: float
     catching_up_timeout_s: float | None
     prefetch: bool
+    record_dialect: RecordDialect
 
     def __init__(
         self,
@@ -508,6 +514,7 @@ class StandaloneConfig(_Builders):
         merged["offset_dir"] = Path(offset_dir) if offset_dir is not None else None
         merged["reconnect"] = merged["reconnect"] or ReconnectConfig()
         merged["seeds"] = tuple(merged["seeds"])
+        merged["record_dialect"] = RecordDialect(merged["record_dialect"])
         values = {
             "consumer_name": consumer_name,
             "topic_id": topic_id,

@@ -40,6 +40,7 @@ __all__ = [
     "ProtocolError",
     "RateLimitedError",
     "ReplicationError",
+    "SegmentMissingError",
     "ServerCatchingUpError",
     "ServerError",
     "ServerIOError",
@@ -176,6 +177,16 @@ class ServerError(LanceError):
 
 class ServerIOError(ServerError):
     """The server failed to read or write its storage (`I/O error: ...`)."""
+
+
+class SegmentMissingError(ServerIOError):
+    """A file the server went to read was gone: a segment rotated or was deleted under a read.
+
+    Real Lance answers such a Fetch with `I/O error: No such file or directory (os error 2)`;
+    the next try reads the new layout, so it is retryable (docs/compatibility.md).
+    """
+
+    retryable = True
 
 
 class BackpressureError(LanceError):

@@ -126,13 +126,18 @@ async def fetch(
 ) -> FetchResult:
     """Fetch (0x10) a raw window of at most `max_bytes` from byte offset `start_offset`.
 
+    The window asked for is capped at what the connection accepts in one frame
+    (`ConnectionOptions.max_frame_payload` less the 16-byte response header): real Lance has
+    no window cap and would otherwise send a frame the connection must refuse.
+
     Raises:
         ServerCatchingUpError: The offset lies past the end; `server_offset` is the end.
         TopicNotFoundError: No such topic (`Topic <id> not found`).
     """
+    window = min(max_bytes, conn.options.max_frame_payload - control.FETCH_RESPONSE_HEADER_SIZE)
     reply = await conn.request(
         Command.FETCH,
-        control.fetch_payload(topic_id, start_offset, max_bytes),
+        control.fetch_payload(topic_id, start_offset, window),
         timeout=timeout,
     )
     if reply.command == Command.CATCHING_UP:

@@ -136,7 +136,8 @@ class ConnectionManager:
         auto_reconnect: When False, a lost connection is not reopened and `call` never
             retries: errors reach the caller at once.
         on_backpressure: Passed to every connection.
-        on_connect: Awaited with each new connection before it is handed out.
+        on_connect: Awaited with each new connection before it is handed out; when it fails
+            retryably the connection is closed and another one opened (after the backoff).
         pool: Borrow connections from this pool (and rank seeds by its discovery when it is a
             `ClusterClient`).
     """
@@ -272,7 +273,7 @@ class ConnectionManager:
                 await self._back_off_after_a_quick_drop(deadline)
             self._set_state(ConnectionState.CONNECTING)
             try:
-                conn = await self._open_unless_closed(deadline)
+                conn = await self._open_and_set_up(deadline)
             except BaseException:
                 self._set_state(ConnectionState.DISCONNECTED)
                 raise
@@ -284,8 +285,6 @@ class ConnectionManager:
             if self._opened_once:
                 self.reconnects += 1
             self._opened_once = True
-            if self._on_connect is not None:
-                await self._on_connect(conn)
             return conn
         finally:
             self._lock.release()
@@ -310,6 +309,40 @@ class ConnectionManager:
         if deadline is not None and loop.time() + delay >= deadline:
             raise _timed_out(failure)
         await asyncio.sleep(delay)
+
+    async def _open_and_set_up(self, deadline: float | None) -> Connection:
+        """Open a connection and run `on_connect` on it; only a set-up connection is kept.
+
+        A retryable `on_connect` failure (e.g. `FORWARD_FAILED: Leader not ready` while a new
+        leader catches up) closes that connection and tries a new one after the backoff, within
+        `deadline`; any other failure closes it and is raised.
+        """
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while True:
+            conn = await self._open_unless_closed(deadline)
+            if self._on_connect is None:
+                return conn
+            try:
+                await self._on_connect(conn)
+            except LanceError as error:
+                await self._drop(conn)
+                attempt += 1
+                delay = self.reconnect.delay_for_attempt(attempt - 1)
+                if (
+                    not error.retryable
+                    or not self.auto_reconnect
+                    or (self.reconnect.max_attempts and attempt >= self.reconnect.max_attempts)
+                    or (deadline is not None and loop.time() + delay >= deadline)
+                ):
+                    raise
+                _log.info("setting up the connection to %s failed: %s", conn.address, error)
+                await asyncio.sleep(delay)
+            except BaseException:
+                await self._drop(conn)
+                raise
+            else:
+                return conn
 
     async def _open_unless_closed(self, deadline: float | None) -> Connection:
         """`_open` in a task that `close()` cancels; a connection is never kept after close."""

@@ -293,3 +293,15 @@ async def test_a_call_of_several_requests_has_one_deadline(
         with pytest.raises(TimeoutError):
             await client.set_retention("slow", max_age_secs=60)
         assert loop.time() - started < 0.38
+
+
+async def test_concurrent_ensure_topic_all_get_the_one_topic(admin_server: LanceServer) -> None:
+    """Losers of the race get "Topic 'x' already exists" (real lance: sometimes wrapped as
+    "Configuration error: ..."): each takes it as "exists" and returns the winner's topic."""
+    clients = [await LanceClient(_config(admin_server.address)).connect() for _ in range(8)]
+    try:
+        topics = await asyncio.gather(*(c.ensure_topic("raced") for c in clients))
+    finally:
+        for client in clients:
+            await client.close()
+    assert len({(t.id, t.name) for t in topics}) == 1

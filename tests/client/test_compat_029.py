@@ -28,8 +28,9 @@ from lnc_client.errors import (
 from lnc_client.offset import FileOffsetStore as LegacyFileOffsetStore
 from lnc_client.protocol import TAIL_OFFSET, build_fetch_payload, parse_fetch_response
 from lnc_client.protocol.frame import LwpHeader
-from lnc_client.server import LanceServer
 from lnc_client.tlv import TlvRecord, decode_records, encode_records
+
+from .conftest import start_server
 
 
 def test_validate_topic_name_returns_the_name_and_names_the_rule() -> None:
@@ -104,7 +105,7 @@ async def test_legacy_file_store_reads_a_file_written_by_0_2_9(tmp_path: Path) -
 
 
 async def test_caching_client_resolves_creates_and_caches(tmp_path: Path) -> None:
-    async with LanceServer(tmp_path / "data", port=0) as server:
+    async with start_server(tmp_path / "data") as server:
         host, port = server.address.rsplit(":", 1)
         async with CachingClient(ClientConfig(host=host, port=int(port))) as client:
             topic_id = await client.resolve_topic_id("made-on-demand")  # 0.2.9 creates it
@@ -124,7 +125,7 @@ async def test_raw_lwp_connection_keeps_a_timed_out_frame(tmp_path: Path) -> Non
     from lnc_client.server import FaultConfig
 
     faults = FaultConfig(ack_delay_ms=300)
-    async with LanceServer(tmp_path / "data", port=0, faults=faults) as server:
+    async with start_server(tmp_path / "data", faults=faults) as server:
         conn = await connect("127.0.0.1", server.port)
         assert isinstance(conn, LwpConnection)
         assert conn.connected

@@ -16,6 +16,7 @@ from lnc_client.config import (
     StandaloneConfig,
     StandaloneOptions,
 )
+from lnc_client.protocol.records import RecordDialect
 
 BAD_TIMEOUTS = [0, 0.0, -1.0, math.nan]
 
@@ -78,6 +79,7 @@ def test_standalone_options_are_exactly_the_keywords_it_takes() -> None:
         "catching_up_timeout_s": None,
         "prefetch": False,
         "start_offset": 42,
+        "record_dialect": RecordDialect.RUST,
     }
     assert set(every) == set(StandaloneOptions.__annotations__)
     config = StandaloneConfig.with_topic_name("c", "events", **every)

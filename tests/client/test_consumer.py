@@ -18,7 +18,9 @@ import pytest
 
 from lnc_client import consumer as consumer_module
 from lnc_client import operations
+from lnc_client.admin import LanceClient
 from lnc_client.config import (
+    ClientConfig,
     ConnectionOptions,
     ProducerConfig,
     ReconnectConfig,
@@ -40,7 +42,9 @@ from lnc_client.offsets import MemoryOffsetStore
 from lnc_client.producer import Producer
 from lnc_client.protocol.control import TAIL_OFFSET, FetchResult
 from lnc_client.protocol.records import (
+    RecordDialect,
     RecordType,
+    RustRecordType,
     TlvRecord,
     compress_records,
     encode_records,
@@ -643,3 +647,42 @@ def test_poll_result_properties() -> None:
     behind = PollResult(b"\x01\x00\x00\x00\x00", [TlvRecord(RecordType.RAW_DATA, b"")], 0, 5, 3, 1)
     assert (behind.is_empty, behind.lag) == (False, 0)
     assert consumer_module.__all__ == ["PollResult", "StandaloneConsumer", "consumer_id_for"]
+
+
+async def test_windows_over_16_mib_on_either_server(events_server: LanceServer) -> None:
+    """Real lance has no window cap: the client caps what it asks at what a frame may carry
+    (16 MiB for LanceClient, `max_fetch_bytes` for a consumer), so neither resets nor raises."""
+    values = [bytes([n % 251]) * (1 << 20) for n in range(20)]  # 20 MiB in 1 MiB records
+    await ingest(events_server.address, [encode_values([value]) for value in values])
+    total = sum(len(v) + 5 for v in values)
+    host, _, port = events_server.address.rpartition(":")
+    async with LanceClient(ClientConfig(host=host, port=int(port), request_timeout_s=10.0)) as c:
+        window = await c.fetch(1, 0, 32 << 20)
+        assert 0 < len(window.data) <= 16 << 20
+        assert window.data[:5] == encode_values([values[0]])[:5]
+    config = make_config(max_fetch_bytes=32 << 20, request_timeout_s=10.0)
+    async with StandaloneConsumer(events_server.address, config) as consumer:
+        results = await drain(consumer, 20)
+        assert values_of(results) == values
+        assert consumer.current_offset == total
+
+
+async def test_a_topic_written_by_the_rust_client_read_with_its_dialect(
+    events_server: LanceServer,
+) -> None:
+    """Lance's Rust client frames every record with the 5-byte header: 0x02 is Tombstone, 0x10
+    Compressed, 0xFF Unknown. `record_dialect=RUST` returns them as written."""
+    written = [
+        (RustRecordType.DATA, b"k=1"),
+        (RustRecordType.TOMBSTONE, b""),
+        (RustRecordType.UNKNOWN, b"opaque"),
+        (RustRecordType.COMPRESSED, b"\x00" * 10),
+        (0xC0, b"not ours"),
+    ]
+    stream = b"".join(bytes([t]) + len(v).to_bytes(4, "little") + v for t, v in written)
+    await ingest(events_server.address, [stream[:14], stream[14:]])
+    config = make_config(max_fetch_bytes=7, record_dialect=RecordDialect.RUST)
+    async with StandaloneConsumer(events_server.address, config) as consumer:
+        results = await drain(consumer, len(written))
+        assert consumer.current_offset == len(stream)
+    assert [(r.record_type, r.value) for x in results for r in x.records] == written

@@ -18,7 +18,9 @@ from lnc_client import (
     sync,
 )
 from lnc_client.protocol.control import TopicInfo
-from lnc_client.server import LanceServer, ServerThread
+from lnc_client.server import ServerThread
+
+from .conftest import start_server
 
 SEND_METHODS = [
     "send",
@@ -73,7 +75,7 @@ def test_admin_client_takes_the_address_forms() -> None:
 
 async def test_each_connected_object_fails_over_along_a_list_of_seeds(tmp_path: Path) -> None:
     dead = "127.0.0.1:1"  # nothing listens on port 1
-    async with LanceServer(tmp_path / "data", port=0) as server:
+    async with start_server(tmp_path / "data") as server:
         seeds = [dead, server.address]
         async with LanceClient(seeds, ClientConfig(connect_timeout_s=5)) as client:
             topic = await client.create_topic("seeds")

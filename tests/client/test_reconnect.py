@@ -26,6 +26,7 @@ from lnc_client.errors import (
     LanceError,
     NotLeaderError,
     TimeoutError,
+    TopicNotFoundError,
 )
 from lnc_client.producer import Producer
 from lnc_client.protocol import control
@@ -264,3 +265,38 @@ async def test_a_connection_dropped_at_once_is_reopened_with_backoff_not_in_a_lo
             await producer.close()
     assert 2 <= accepted <= 15, accepted  # 50, 100, 200, 400, 400 ms ... with jitter
     assert len(caplog.records) <= 10, [r.getMessage() for r in caplog.records]
+
+
+async def test_a_retryable_on_connect_failure_opens_a_new_connection() -> None:
+    """Real lance: a new L3 leader answers `FORWARD_FAILED: Leader not ready` for a while."""
+    opened = 0
+    calls: list[str] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal opened
+        opened += 1
+        while await reader.read(65536):
+            pass
+
+    async def set_up(conn: Connection) -> None:
+        calls.append(str(conn.address))
+        if len(calls) < 3:
+            raise ForwardFailedError("FORWARD_FAILED: Leader not ready (apply/metadata catch-up)")
+
+    async with stub(accept) as address:
+        backoff = ReconnectConfig(base_delay_ms=1, max_delay_ms=1)
+        manager = ConnectionManager([address], options(), backoff, on_connect=set_up)
+        conn = await manager.get(deadline=asyncio.get_running_loop().time() + 2)
+        assert (len(calls), opened, manager.reconnects) == (3, 3, 0)
+        assert manager.current is conn
+        assert conn.is_open
+        await manager.close()
+
+        async def refuse(conn: Connection) -> None:
+            raise TopicNotFoundError("gone")
+
+        failing = ConnectionManager([address], options(), backoff, on_connect=refuse)
+        with pytest.raises(TopicNotFoundError):
+            await failing.get(deadline=asyncio.get_running_loop().time() + 2)
+        assert failing.current is None
+        await failing.close()

@@ -17,7 +17,9 @@ from lnc_client.protocol.records import (
     EXTENDED_HEADER_SIZE,
     RECORD_HEADER_SIZE,
     CompressionCodec,
+    RecordDialect,
     RecordType,
+    RustRecordType,
     TlvRecord,
     as_record_value,
     compress_records,
@@ -391,3 +393,46 @@ def test_decoded_records_are_ordinary_frozen_tlv_records() -> None:
     assert hash(records[0]) == hash(TlvRecord.raw(b"a"))
     assert dataclasses.replace(records[1], value=b"x") == TlvRecord.raw(b"x")
     assert repr(records[0]) == "TlvRecord(record_type=1, value=b'a', extended_type=0)"
+
+
+def rust_record(type_byte: int, value: bytes) -> bytes:
+    """What the Rust client's `encode_record` writes: type, u32 LE length, value, always."""
+    return bytes([type_byte]) + len(value).to_bytes(4, "little") + value
+
+
+RUST_STREAM = [
+    (RustRecordType.DATA, b"payload"),
+    (RustRecordType.TOMBSTONE, b""),
+    (RustRecordType.COMPRESSED, b"\x01\x02\x03"),
+    (RustRecordType.UNKNOWN, b"after ff"),
+    (0xC0, b"user defined, not an lz4 envelope"),
+    (RustRecordType.DATA, b"last"),
+]
+
+
+def test_rust_client_records_read_with_the_rust_dialect() -> None:
+    stream = b"".join(rust_record(t, v) for t, v in RUST_STREAM)
+    records, used = decode_stream(stream, dialect=RecordDialect.RUST)
+    assert used == len(stream)
+    assert [(r.record_type, r.value) for r in records] == RUST_STREAM
+    assert records[1].record_type == RustRecordType.TOMBSTONE
+    # cut anywhere, the tail is left for the next window, as in the LNC dialect
+    for cut in range(len(stream)):
+        partial, partial_used = decode_stream(stream[:cut], dialect=RecordDialect.RUST)
+        assert stream[:partial_used] == b"".join(
+            rust_record(t, v) for t, v in RUST_STREAM[: len(partial)]
+        )
+
+
+def test_the_lnc_dialect_misreads_rust_records_that_is_why_the_option_exists() -> None:
+    unknown = rust_record(RustRecordType.UNKNOWN, b"after ff") + rust_record(1, b"x")
+    records, used = decode_stream(unknown)  # 0xFF read as a 7-byte header claiming ~1.7 GB
+    assert (records, used) == ([], 0)
+    with pytest.raises(ProtocolError):
+        decode_stream(rust_record(0xC0, b"user defined"))  # read as an LZ4 envelope
+
+
+def test_raw_values_are_the_same_bytes_in_both_dialects() -> None:
+    """What the Rust client reads correctly from us: RAW_DATA records, uncompressed."""
+    values = [b"", b"a", b"x" * 300]
+    assert encode_values(values) == b"".join(rust_record(RustRecordType.DATA, v) for v in values)

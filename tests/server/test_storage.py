@@ -254,3 +254,70 @@ def test_a_failed_truncate_keeps_durable_bytes_readable_and_leaks_no_descriptor(
     log.close()
     log.retire()
     assert open_descriptors() == baseline
+
+
+async def setup_topics(data_dir: Path, names: list[str]) -> None:
+    """Create topics 1.. with these names, each holding one record of its name."""
+    async with LanceServer(data_dir, port=0) as server:
+        conn = await RawConn.open(server.port)
+        for topic, name in enumerate(names, 1):
+            await ask(conn, C.CREATE_TOPIC, create_topic_payload(name))
+            await produce(conn, topic, [encode_values([name.encode()])])
+        await conn.close()
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b'{"id": "x"}', b'{"name": "n"}'])
+async def test_a_bad_metadata_json_skips_that_topic_and_the_server_starts(
+    tmp_path: Path, content: bytes
+) -> None:
+    """As real lance does (it warns "Failed to load topic metadata" and goes on)."""
+    await setup_topics(tmp_path, ["good", "bad"])
+    (tmp_path / "segments" / "bad" / "metadata.json").write_bytes(content)
+    async with LanceServer(tmp_path, port=0) as server:
+        conn = await RawConn.open(server.port)
+        listing = await ask(conn, C.LIST_TOPICS)
+        assert [t["name"] for t in json.loads(listing[HEADER_SIZE:])["topics"]] == ["good"]
+        assert (await fetch(conn, 1, 0, 100))[2] == encode_values([b"good"])
+        await conn.close()
+
+
+async def test_a_deleted_topic_never_leaves_a_loadable_metadata_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real lance loads any directory with a metadata.json, a `.deleted-*` tombstone too: the
+    file is renamed away before the directory, so a tombstone left behind is no topic to it."""
+    await setup_topics(tmp_path, ["keep", "gone"])
+
+    def refuse(path: object, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EBUSY, "busy")
+
+    async with LanceServer(tmp_path, port=0) as server:
+        monkeypatch.setattr("shutil.rmtree", refuse)
+        conn = await RawConn.open(server.port)
+        await ask(conn, C.DELETE_TOPIC, struct.pack("<I", 2))
+        await conn.close()
+        monkeypatch.undo()
+    (tombstone,) = (p for p in (tmp_path / "segments").iterdir() if p.name.startswith("."))
+    assert sorted(p.name for p in tombstone.iterdir() if not p.name.endswith(".lnc")) == [
+        "metadata.json.deleted"
+    ]
+    # a delete cut short before its directory rename: startup finishes it
+    keep = tmp_path / "segments" / "keep"
+    (keep / "metadata.json").rename(keep / "metadata.json.deleted")
+    async with LanceServer(tmp_path, port=0):
+        pass
+    assert os.listdir(tmp_path / "segments") == []
+
+
+async def test_a_stray_lnc_file_is_read_where_real_lance_reads_it(tmp_path: Path) -> None:
+    """Real lance reads every `.lnc` file, placed by the leading numbers of its name (0 when
+    they do not parse): a stray file is read first, so offsets stay the same on both servers."""
+    await setup_topics(tmp_path, ["t"])
+    (tmp_path / "segments" / "t" / "zz-backup.lnc").write_bytes(encode_values([b"stray"]))
+    async with LanceServer(tmp_path, port=0) as server:
+        conn = await RawConn.open(server.port)
+        assert (await fetch(conn, 1, 0, 100))[2] == encode_values([b"stray", b"t"])
+        await produce(conn, 1, [encode_values([b"more"])])
+        assert (await fetch(conn, 1, 0, 100))[2] == encode_values([b"stray", b"t", b"more"])
+        await conn.close()
+    assert (tmp_path / "segments" / "t" / "zz-backup.lnc").read_bytes() == encode_values([b"stray"])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import zlib
 
 import pytest
 
 from lnc_client.protocol.control import create_topic_payload, fetch_payload
 from lnc_client.protocol.frame import (
+    HEADER_SIZE,
     KEEPALIVE_FRAME,
     ControlCommand,
     Flag,
@@ -186,3 +188,37 @@ async def test_half_close_still_gets_every_ack(server: LanceServer, connect) -> 
 
 def test_vector_crc_is_ieee() -> None:
     assert zlib.crc32(b"123456789") == 0xCBF43926
+
+
+async def test_a_fetch_answered_after_an_ack_sees_that_batch(server: LanceServer, connect) -> None:
+    """The real server reads nothing more until a read's Acks are out, so a Fetch answered after
+    an Ack always includes that batch; with pipelined reads a Fetch waits for earlier Acks."""
+    conn = await connect(server.port)
+    await create(conn, "t")
+    value = bytes(2 * 1024 * 1024)
+    record = b"\x01" + len(value).to_bytes(4, "little") + value
+    fetch = build_control_frame(ControlCommand.FETCH, fetch_payload(1, 0, 1 << 30))
+    ack_first = 0
+    for batch in range(1, 7):
+        await conn.send(build_ingest_frame(record, batch_id=batch, record_count=1, topic_id=1))
+        await asyncio.sleep(0.002)  # a separate read, while the batch is still being written
+        await conn.send(fetch)
+        first, second = await conn.read_frames(2)
+        if first == build_ack_frame(batch):
+            ack_first += 1
+            (stored,) = struct.unpack_from("<I", second, HEADER_SIZE + 8)
+            assert stored == batch * len(record)
+        else:
+            assert second == build_ack_frame(batch)
+    assert ack_first > 0
+    await conn.close()
+
+
+async def test_an_oversized_frame_behind_complete_ones_closes_without_their_acks(conn) -> None:
+    """As real lance d562ea2 does (tests/real/test_single.py): the frames ahead of it are
+    dispatched (inline replies go out) but the read's Acks never do."""
+    await create(conn, "t")
+    ok = build_ingest_frame(b"\x01\x01\x00\x00\x00a", batch_id=7, record_count=1, topic_id=1)
+    too_large = b"LANC" + bytes(28) + (16 * 1024 * 1024 + 1).to_bytes(4, "little") + bytes(8)
+    await conn.send(ok + VECTORS["keepalive"] + too_large)
+    assert await conn.expect_closed() == VECTORS["keepalive"]

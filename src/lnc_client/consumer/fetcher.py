@@ -42,7 +42,7 @@ from lnc_client.errors import (
 from lnc_client.metrics import LatencyHistogram
 from lnc_client.protocol.control import FetchResult
 from lnc_client.protocol.frame import MAX_PAYLOAD_SIZE
-from lnc_client.protocol.records import decode_stream, record_header
+from lnc_client.protocol.records import RecordDialect, decode_stream, record_header
 from lnc_client.reconnect import ConnectionManager
 
 __all__ = ["Fetcher"]
@@ -259,15 +259,19 @@ class Fetcher:
         if window is None or len(window.data) < fetched.requested:
             return False
         received = len(window.data)
-        size = max(self._config.max_fetch_bytes, self._missing() - received)
-        if size > MAX_PAYLOAD_SIZE:
+        missing = self._missing() - received
+        if missing > MAX_PAYLOAD_SIZE:
             return False
-        self._queue_window_fetch(fetched.position + received, size)
+        self._queue_window_fetch(
+            fetched.position + received, max(self._config.max_fetch_bytes, missing)
+        )
         return True
 
     def _missing(self) -> int:
         """Bytes still missing of the record that starts the tail (0 while its header is)."""
-        header = record_header(self._tail)
+        header = record_header(
+            self._tail, extended=self._config.record_dialect is RecordDialect.LNC
+        )
         if header is None:
             return 0
         header_size, length = header
@@ -277,15 +281,17 @@ class Fetcher:
         if self.end_pending:
             self._fetches.append(asyncio.get_running_loop().create_task(self._fetch_end()))
             return
-        size = max(self._config.max_fetch_bytes, self._missing())
-        if size > MAX_PAYLOAD_SIZE:
+        missing = self._missing()
+        if missing > MAX_PAYLOAD_SIZE:  # a window may be larger (real lance has no window cap)
             raise UndecodableRecordError(
                 self.topic_id,
                 self.offset,
-                f"it claims {size + len(self._tail)} bytes, more than one ingest can carry (the "
+                f"it claims {missing + len(self._tail)} bytes, more than one ingest can carry (the "
                 "topic does not hold a TLV stream there, or the offset is not a record boundary)",
             )
-        self._queue_window_fetch(self.offset + len(self._tail), size)
+        self._queue_window_fetch(
+            self.offset + len(self._tail), max(self._config.max_fetch_bytes, missing)
+        )
 
     def _queue_window_fetch(self, position: int, size: int) -> None:
         want_end = self.hwm <= position + size
@@ -393,7 +399,7 @@ class Fetcher:
         assert fetched.position == self.offset + len(tail)
         buffer = tail + data if tail else bytes(data)
         try:
-            records, used = decode_stream(buffer)
+            records, used = decode_stream(buffer, dialect=self._config.record_dialect)
         except ProtocolError as error:
             self.seek(self.offset)  # drops the tail and any fetch in flight
             raise UndecodableRecordError(self.topic_id, self.offset, str(error)) from error

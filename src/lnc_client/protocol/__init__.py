@@ -59,7 +59,9 @@ from lnc_client.protocol.frame import (
 )
 from lnc_client.protocol.records import (
     CompressionCodec,
+    RecordDialect,
     RecordType,
+    RustRecordType,
     TlvRecord,
     compress_records,
     decode_records,
@@ -97,9 +99,11 @@ __all__ = [
     "FrameDecoder",
     "FrameType",
     "LwpHeader",
+    "RecordDialect",
     "RecordType",
     "RetentionInfo",
     "RetentionResult",
+    "RustRecordType",
     "SubscribeAck",
     "TlvRecord",
     "TopicInfo",

@@ -31,6 +31,7 @@ from lnc_client.errors import (
     NotLeaderError,
     RateLimitedError,
     ReplicationError,
+    SegmentMissingError,
     ServerError,
     ServerIOError,
     TopicAlreadyExistsError,
@@ -40,6 +41,7 @@ from lnc_client.errors import (
 
 __all__ = [
     "ALREADY_EXISTS",
+    "ALREADY_EXISTS_CONFIG",
     "AUTHENTICATION_REQUIRED",
     "AUTH_AT_CONNECTION_LEVEL",
     "COMMIT_OFFSET_PAYLOAD",
@@ -53,6 +55,7 @@ __all__ = [
     "INVALID_TOKEN",
     "INVALID_TOKEN_ENCODING",
     "IO_ERROR",
+    "IO_FILE_GONE",
     "NAME_EMPTY",
     "NAME_INVALID",
     "NAME_REQUIRED",
@@ -160,6 +163,12 @@ NAME_INVALID: Final = _templated(
 ALREADY_EXISTS: Final = _templated(
     "Topic '{name}' already exists", TopicAlreadyExistsError, r"Topic '(.*)' already exists\Z"
 )
+ALREADY_EXISTS_CONFIG: Final = _templated(
+    "Configuration error: Topic '{name}' already exists",
+    TopicAlreadyExistsError,
+    r"Configuration error: Topic '(.*)' already exists\Z",
+)
+"""Real Lance: the loser of two concurrent CreateTopics gets it from the registry (topic.rs)."""
 TOPIC_NOT_FOUND: Final = _exact("Topic not found", TopicNotFoundError)
 TOPIC_ID_NOT_FOUND: Final = _templated(
     "Topic {topic_id} not found", TopicNotFoundError, r"Topic (\d+) not found\Z"
@@ -173,6 +182,10 @@ REPLICATION_FAILED: Final = _templated(
     "Failed to replicate {what}", ReplicationError, "Failed to replicate"
 )
 IO_ERROR: Final = _templated("I/O error: {detail}", ServerIOError, "I/O error")
+IO_FILE_GONE: Final = _exact(
+    "I/O error: No such file or directory (os error 2)", SegmentMissingError
+)
+"""Real Lance: a Fetch that met a segment being rotated (renamed) or deleted by retention."""
 # --- commands and payloads (§4.4, §4.5) -----------------------------------------------------
 INVALID_CLIENT_COMMAND: Final = _exact("Invalid client command", UnsupportedCommandError)
 AUTH_AT_CONNECTION_LEVEL: Final = _exact(
@@ -205,10 +218,12 @@ SERVER_TEXTS: Final[tuple[ServerText, ...]] = (
     NAME_EMPTY,
     NAME_INVALID,
     ALREADY_EXISTS,
+    ALREADY_EXISTS_CONFIG,
     TOPIC_NOT_FOUND,
     TOPIC_ID_NOT_FOUND,
     TOPIC_ID_NOT_FOUND_CONFIG,
     REPLICATION_FAILED,
+    IO_FILE_GONE,
     IO_ERROR,
     INVALID_CLIENT_COMMAND,
     AUTH_AT_CONNECTION_LEVEL,

@@ -29,7 +29,7 @@ import json
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from itertools import chain
 from typing import Final, cast
 
@@ -41,7 +41,9 @@ __all__ = [
     "EXTENDED_HEADER_SIZE",
     "RECORD_HEADER_SIZE",
     "CompressionCodec",
+    "RecordDialect",
     "RecordType",
+    "RustRecordType",
     "TlvRecord",
     "as_record_value",
     "compress_records",
@@ -76,7 +78,7 @@ not 0xFF (the producer's append path: a bound `struct` method, no Python frame p
 
 
 def record_header(
-    buffer: bytes | bytearray | memoryview, position: int = 0
+    buffer: bytes | bytearray | memoryview, position: int = 0, *, extended: bool = True
 ) -> tuple[int, int] | None:
     """Read the header of the record at `position`: (header size, value length).
 
@@ -88,6 +90,8 @@ def record_header(
     Args:
         buffer: A TLV stream (a `memoryview` of any contiguous bytes, an mmap for example).
         position: Where the record starts.
+        extended: Read 0xFF's 7-byte header (this library's dialect); False reads every record
+            with the 5-byte header, as Lance's Rust client writes them (`RecordDialect.RUST`).
 
     Returns:
         The header's size and the value's length, or None when `buffer` ends inside the header.
@@ -96,7 +100,7 @@ def record_header(
     if available < RECORD_HEADER_SIZE:
         return None
     record_type, length = _HEADER.unpack_from(buffer, position)
-    if record_type != _EXTENDED_TYPE:
+    if record_type != _EXTENDED_TYPE or not extended:
         return RECORD_HEADER_SIZE, length
     if available < EXTENDED_HEADER_SIZE:
         return None
@@ -119,6 +123,35 @@ class RecordType(IntEnum):
     """lnc-client's compressed envelope, in the user-defined range 0x80-0xFE."""
     NULL = 0xFF
     """Written and read with the extended 7-byte header (see the module docstring)."""
+
+
+class RecordDialect(StrEnum):
+    """How the records of a stream are framed, by the client that wrote them.
+
+    Both dialects share the TLV layout `[type u8][length u32 LE][value]`; they differ in what a
+    few type bytes mean (docs/compatibility.md, "Record dialects").
+    """
+
+    LNC = "lnc"
+    """This library (and lnc-client 0.2.9 types): 0xFF has the 7-byte extended header, 0xC0 is
+    the LZ4 envelope, 0x02 is JSON and 0x10 key-value (`RecordType`)."""
+    RUST = "rust"
+    """Lance's Rust client (lnc-client crate): every record has the 5-byte header and is
+    returned as written; its type bytes mean `RustRecordType` (0x02 Tombstone, 0x10 Compressed
+    marker, 0xFF Unknown), and nothing is decompressed."""
+
+
+class RustRecordType(IntEnum):
+    """The type bytes of Lance's Rust client (read them with `RecordDialect.RUST`)."""
+
+    DATA = 0x01
+    TOMBSTONE = 0x02
+    TRANSACTION = 0x03
+    CHECKPOINT = 0x04
+    SCHEMA = 0x05
+    COMPRESSED = 0x10
+    """A marker the Rust client defines but never writes itself (d562ea2); kept as is."""
+    UNKNOWN = 0xFF
 
 
 class CompressionCodec(IntEnum):
@@ -446,6 +479,7 @@ def decode_stream(
     *,
     decompress: bool = True,
     max_records: int | None = None,
+    dialect: RecordDialect = RecordDialect.LNC,
 ) -> tuple[list[TlvRecord], int]:
     """Decode the complete records at the start of `buffer`.
 
@@ -457,6 +491,8 @@ def decode_stream(
             once, so that every record value is an independent `bytes` object.
         decompress: Open `LNC_COMPRESSED` envelopes and return the records inside them.
         max_records: Stop after this many outer records (None for no limit).
+        dialect: Who wrote the stream; `RecordDialect.RUST` reads every record with the 5-byte
+            header and opens no envelope.
 
     Returns:
         The records, and how many bytes of `buffer` they used.
@@ -471,6 +507,8 @@ def decode_stream(
     unpack = _HEADER.unpack_from
     builder, record_class, header_size = _RecordBuilder, TlvRecord, RECORD_HEADER_SIZE
     first_special, specials = _COMPRESSED_TYPE, _SPECIAL_TYPES
+    if dialect is RecordDialect.RUST:
+        first_special = 0x100  # no type byte is special
     end = len(buffer)
     pos = 0
     remaining = -1 if max_records is None else max_records

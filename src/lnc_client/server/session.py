@@ -18,7 +18,9 @@ sees only a timeout.
 Pipelining. The real server stops reading until a chunk's Acks are out. We keep reading up to
 `inflight_bytes_per_connection` un-acked bytes, but keep the wire order the real server would
 produce for the same chunks: the replies of a later chunk are held until every earlier chunk's
-Acks are written. With the limit at 0 the behaviour is exactly the real one.
+Acks are written, and a later chunk's control command is not even run before then (a Fetch
+answered after an Ack always sees that batch). With the limit at 0 the behaviour is exactly
+the real one.
 
 Flow control. Reading pauses while a disk-bound command runs, while too many bytes are un-acked,
 while the writer's queue is full, while the transport's send buffer is over its high-water
@@ -76,6 +78,15 @@ _KEEPALIVE: Final = FrameType.KEEPALIVE
 
 def _close_coroutine(coroutine: Coroutine[None, None, Reply], _: asyncio.Task[None]) -> None:
     coroutine.close()
+
+
+def _waits_for_acks(chunks: deque[_Chunk], chunk: _Chunk, kind: FrameType) -> bool:
+    """Whether a control command must wait for the Acks of earlier reads.
+
+    Real Lance reads nothing more until a read's Acks are out, so it answers a later read's
+    command only then: a Fetch never misses a batch whose Ack came before it.
+    """
+    return kind is _CONTROL and chunks[0] is not chunk
 
 
 class _Chunk:
@@ -258,20 +269,21 @@ class Session(asyncio.BufferedProtocol):
     def _run(self, chunk: _Chunk, frames: list[Frame], start: int, *, fault: bool) -> None:
         drop_after = self._state.faults.drop_after_frames
         for index in range(start, len(frames)):
-            if self._write_paused or self._held_bytes > self._held_limit:
+            frame = frames[index]
+            header = frame.header
+            kind = classify(header.flags, header.payload_length)
+            paused = self._write_paused or self._held_bytes > self._held_limit
+            if paused or _waits_for_acks(self._chunks, chunk, kind):
                 self._submit(chunk)
                 self._stalled = (chunk, frames, index, fault)
                 self._busy = True
                 self._update_reading()
                 return
-            frame = frames[index]
             if drop_after:
                 self._frames_seen += 1
                 if self._frames_seen >= drop_after:
                     self.abort()
                     return
-            header = frame.header
-            kind = classify(header.flags, header.payload_length)
             if kind is _INGEST:
                 self._ingest(chunk, frame)
             elif kind is _CONTROL:

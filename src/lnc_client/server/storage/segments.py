@@ -208,6 +208,18 @@ def parse_segment_name(name: str) -> tuple[int, int, int | None] | None:
     return int(match[1]), int(match[2]), None if match[3] is None else int(match[3])
 
 
+def _stray_position(stem: str) -> tuple[int, int, int]:
+    """Where real Lance reads a `.lnc` file not named by the segment rules.
+
+    It reads every `.lnc` file, placed by the leading `<index>_<ns>` numbers of its name, each 0
+    when it does not parse (lance/src/topic.rs `read_from_offset`). Reading it at the same place
+    keeps the same byte offsets on both servers; it counts as closed and is never written.
+    """
+    parts = [*stem.split("-", 1)[0].split("_"), "", ""]
+    index, start_ns = (int(part) if part.isdigit() else 0 for part in parts[:2])
+    return index, start_ns, start_ns
+
+
 def scan_tlv(path: Path) -> int:
     """Return the length of the longest prefix of `path` that is whole TLV records.
 
@@ -334,8 +346,12 @@ class TopicLog:
         found: list[tuple[int, int, int, Path]] = []
         marks = list(directory.glob(f"*{_MARK_SUFFIX}"))
         for entry in sorted(directory.iterdir()):
+            if not entry.is_file():
+                continue
             parsed = parse_segment_name(entry.name)
-            if parsed is None or not entry.is_file():
+            if parsed is None:
+                if entry.suffix == ".lnc":
+                    found.append((*_stray_position(entry.stem), entry))
                 continue
             index, start_ns, end_ns_or_none = parsed
             if end_ns_or_none is None:

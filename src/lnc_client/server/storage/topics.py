@@ -23,7 +23,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from lnc_client._fs import fsync_directory, write_atomically
 from lnc_client.protocol.control import RetentionInfo, TopicInfo
@@ -47,6 +47,8 @@ METADATA: Final = "metadata.json"
 LEGACY_TOPIC: Final = "0"
 TOMBSTONE_PREFIX: Final = ".deleted-"
 """Prefix of a deleted topic's directory until it is removed (never a valid topic name)."""
+_METADATA_DELETED: Final = "metadata.json.deleted"
+"""metadata.json of a topic being deleted: no server loads the directory as a topic any more."""
 
 
 @dataclass(slots=True)
@@ -124,20 +126,31 @@ class TopicRegistry:
                 _remove_tombstone(directory)
                 continue
             meta = directory / METADATA
+            if (directory / _METADATA_DELETED).is_file() and not meta.is_file():
+                _remove_tombstone(directory)  # a delete stopped before its directory rename
+                continue
             if meta.is_file():
-                registry._register(meta, TopicLog.recover(directory, segment_max_bytes))
+                try:
+                    raw = json.loads(meta.read_bytes())
+                    topic_id, name = int(raw["id"]), str(raw["name"])
+                except (OSError, ValueError, KeyError, TypeError) as error:
+                    # as real Lance does: the topic is not loaded, the server still starts
+                    _log.warning("skipping topic directory %s: bad %s: %s", directory, meta, error)
+                    continue
+                registry._register(
+                    raw, topic_id, name, TopicLog.recover(directory, segment_max_bytes)
+                )
             elif directory.name == LEGACY_TOPIC:
                 registry._legacy = TopicLog.recover(directory, segment_max_bytes)
         ids = [t.id for t in registry.by_id.values()]
         registry.next_id = max(ids, default=0) + 1
         return registry
 
-    def _register(self, meta: Path, log: TopicLog) -> None:
-        raw = json.loads(meta.read_text())
+    def _register(self, raw: dict[str, Any], topic_id: int, name: str, log: TopicLog) -> None:
         retention = raw.get("retention")
         topic = Topic(
-            id=int(raw["id"]),
-            name=str(raw["name"]),
+            id=topic_id,
+            name=name,
             created_at=int(raw.get("created_at", 0)),
             retention=None
             if retention is None
@@ -225,7 +238,7 @@ class TopicRegistry:
         write_atomically(topic.log.directory / METADATA, topic.metadata_json())
 
     def delete_on_disk(self, topic: Topic) -> OSError | None:
-        """Delete the topic: rename its directory to a tombstone (atomic), then remove that.
+        """Delete the topic: hide metadata.json, rename the directory to a tombstone, remove it.
 
         Returns:
             None, or the error that left (part of) the tombstone behind: the topic is deleted
@@ -234,8 +247,16 @@ class TopicRegistry:
         Raises:
             OSError: The rename failed; nothing changed.
         """
+        directory = topic.log.directory
+        # metadata.json goes first: real Lance loads any directory holding one, a tombstone too
+        os.rename(directory / METADATA, directory / _METADATA_DELETED)
+        fsync_directory(directory)
         tombstone = self.root / f"{TOMBSTONE_PREFIX}{topic.id}-{time.time_ns()}"
-        os.rename(topic.log.directory, tombstone)
+        try:
+            os.rename(directory, tombstone)
+        except OSError:
+            os.rename(directory / _METADATA_DELETED, directory / METADATA)
+            raise
         topic.log.retire()
         try:
             fsync_directory(self.root)
