@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from lnc_client import _fs
+
+from .helpers import run_python
 
 WITHOUT_FCNTL_AND_FDATASYNC = """
 import asyncio, os, sys, tempfile
@@ -32,13 +32,7 @@ print("ok")
 
 
 def test_lnc_client_imports_and_stores_offsets_without_fcntl_or_fdatasync() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", WITHOUT_FCNTL_AND_FDATASYNC],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(WITHOUT_FCNTL_AND_FDATASYNC)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["42", "ok"]
 

@@ -7,8 +7,7 @@ that no other module needs those names when it is imported.
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from .helpers import run_python
 
 IMPORT_EVERYTHING = """
 import importlib, os, pkgutil, sys
@@ -24,12 +23,6 @@ print(len(names))
 
 
 def test_every_module_imports_without_posix_only_functions() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", IMPORT_EVERYTHING],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python(IMPORT_EVERYTHING)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) > 40  # every module was visited, not an empty walk

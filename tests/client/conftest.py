@@ -11,8 +11,8 @@ that need what only our server has (fault switches, auth tokens, counters) carry
 server cannot: answers delayed by a fixed time (a slow network or a slow server, order kept),
 connections cut at once in both directions, and frames the server never sends (e.g. unsolicited
 keepalives). It also counts the frames clients send, by type. The `proxy` fixture starts one in
-front of any address and stops it after the test. `wait_for` polls a condition instead of
-sleeping for a guessed time.
+front of any address and stops it after the test. (`wait_for`, which polls a condition instead
+of sleeping for a guessed time, is in tests/helpers.py.)
 """
 
 from __future__ import annotations
@@ -35,13 +35,6 @@ from ..real_lance import RealNode, lance_bin
 
 REAL_BIN = lance_bin()
 """The real `lance` binary the client tests run against, or None for the embedded server."""
-
-
-async def wait_for(condition: Callable[[], object], timeout: float = 2.0) -> None:
-    """Return as soon as `condition()` is true; raise TimeoutError after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 class TcpProxy:

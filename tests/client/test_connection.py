@@ -39,7 +39,7 @@ from lnc_client.protocol.frame import (
     build_control_frame,
 )
 
-from .conftest import wait_for
+from ..helpers import wait_for
 
 Handler = Callable[["Peer", list[Frame]], Awaitable[None]]
 

@@ -12,7 +12,7 @@ from lnc_client.config import ClientConfig, ProducerConfig, ReconnectConfig, Sta
 from lnc_client.consumer import StandaloneConsumer
 from lnc_client.server import LanceServer
 
-from .conftest import wait_for
+from ..helpers import wait_for
 
 FAST = ReconnectConfig(base_delay_ms=20, max_delay_ms=100)
 

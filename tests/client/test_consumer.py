@@ -8,8 +8,6 @@ offsets are known exactly: a record of an n-byte value takes n + 5 bytes.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Unpack
@@ -52,6 +50,7 @@ from lnc_client.protocol.records import (
 )
 from lnc_client.server import FaultConfig, LanceServer
 
+from ..helpers import run_python
 from .conftest import TcpProxy
 
 TIMEOUT = 5.0
@@ -628,15 +627,7 @@ def test_consumer_id_is_fnv1a_64_and_the_same_in_another_process() -> None:
     assert consumer_id_for("foobar") == 0x85944171F73967E8
     code = "from lnc_client.consumer import consumer_id_for as f; print(f('my-app'), f('zé'))"
     outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-            env={"PYTHONHASHSEED": seed},
-        ).stdout
-        for seed in ("1", "2")
+        run_python(code, env={"PYTHONHASHSEED": seed}, timeout=30).stdout for seed in ("1", "2")
     }
     assert outputs == {f"{consumer_id_for('my-app')} {consumer_id_for('zé')}\n"}
 

@@ -12,6 +12,8 @@ from lnc_client.errors import ServerIOError
 from lnc_client.producer import Producer
 from lnc_client.server import FaultConfig, LanceServer
 
+from ..helpers import poll_values
+
 
 @pytest.mark.ours_only("uses lnc serve's disk_full fault switch")
 async def test_producer_gets_the_disk_full_error_promptly_and_resumes(
@@ -32,10 +34,5 @@ async def test_producer_gets_the_disk_full_error_promptly_and_resumes(
         assert (metrics.reconnects, metrics.retries, metrics.batches_failed) == (0, 0, 1)
     consumer_config = StandaloneConfig(topic_id=1)
     async with StandaloneConsumer(events_server.address, consumer_config) as consumer:
-        got: list[bytes] = []
-        async with asyncio.timeout(5):
-            while len(got) < 2:
-                result = await consumer.poll()
-                if result is not None:
-                    got += [record.value for record in result.records]
+        got = await poll_values(consumer, 2)
     assert got == [b"before", b"after"]

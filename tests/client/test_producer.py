@@ -46,7 +46,8 @@ from lnc_client.protocol.records import (
 )
 from lnc_client.server import FaultConfig, LanceServer
 
-from .conftest import ServerUnderTest, start_server, wait_for
+from ..helpers import wait_for
+from .conftest import ServerUnderTest, start_server
 
 FAST = ReconnectConfig(base_delay_ms=5, max_delay_ms=50, jitter_factor=0.0)
 

@@ -16,7 +16,8 @@ from lnc_client.config import ProducerConfig, StandaloneConfig
 from lnc_client.consumer import StandaloneConsumer
 from lnc_client.producer import Producer
 
-from .conftest import ServerUnderTest, start_server, wait_for
+from ..helpers import wait_for
+from .conftest import ServerUnderTest, start_server
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from lnc_client.consumer import consumer_id_for
 from lnc_client.offsets import MemoryOffsetStore
 from lnc_client.streaming import StreamingConsumer
 
-from .conftest import ServerUnderTest, wait_for
+from ..helpers import wait_for
+from .conftest import ServerUnderTest
 
 
 def config(group: str = "grp", **changes: object) -> StandaloneConfig:

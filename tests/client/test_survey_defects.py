@@ -25,7 +25,6 @@ from lnc_client import (
     ConnectionOptions,
     LanceClient,
     LanceError,
-    PollResult,
     Producer,
     ProducerConfig,
     StandaloneConfig,
@@ -40,7 +39,8 @@ from lnc_client.config import StandaloneOptions
 from lnc_client.protocol.frame import KEEPALIVE_FRAME, FrameType
 from lnc_client.server import FaultConfig, LanceServer
 
-from .conftest import ServerUnderTest, TcpProxy, start_server, wait_for
+from ..helpers import poll_values, wait_for
+from .conftest import ServerUnderTest, TcpProxy, start_server
 
 
 @pytest.fixture
@@ -71,13 +71,7 @@ async def produce(
 async def consume_all(
     consumer: StandaloneConsumer, count: int, *, timeout: float = 5.0
 ) -> list[bytes]:
-    values: list[bytes] = []
-    async with asyncio.timeout(timeout):
-        while len(values) < count:
-            result = await consumer.poll(timeout=1.0)
-            if result is not None:
-                values += [record.value for record in result.records]
-    return values
+    return await poll_values(consumer, count, timeout=timeout, poll_timeout=1.0)
 
 
 def consumer_config(topic_id: int, **options: Unpack[StandaloneOptions]) -> StandaloneConfig:
@@ -179,12 +173,7 @@ async def test_d6_poll_timeout_never_desynchronises(server: LanceServer, proxy: 
     tcp_proxy.delay_s = 0.15
     config = consumer_config(topic_id, max_fetch_bytes=512)
     async with await StandaloneConsumer.connect(tcp_proxy.address, config) as consumer:
-        delivered: list[bytes] = []
-        async with asyncio.timeout(30):
-            while len(delivered) < len(VALUES):
-                result: PollResult | None = await consumer.poll(timeout=0.05)
-                if result is not None:
-                    delivered += [record.value for record in result.records]
+        delivered = await poll_values(consumer, len(VALUES), timeout=30, poll_timeout=0.05)
         assert delivered == VALUES
 
 

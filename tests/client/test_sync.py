@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -16,6 +14,8 @@ import lnc_client
 from lnc_client import ClientConfig, ProducerConfig, StandaloneConfig, TopicNotFoundError
 from lnc_client.server import ServerThread
 from lnc_client.sync import LanceClient, Producer, StandaloneConsumer, shutdown
+
+from ..helpers import run_python
 
 
 @pytest.fixture
@@ -141,9 +141,7 @@ def test_open_producer_is_flushed_and_closed_at_interpreter_exit(server: ServerT
         f"producer.send_async({topic.id}, b'flushed at exit')\n"
         "print('exiting without close')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = run_python(script)
     assert (done.returncode, done.stderr) == (0, "")
     with LanceClient(client_config(server)) as client:
         assert bytes(client.fetch(topic.id, 0, 100).data).endswith(b"flushed at exit")

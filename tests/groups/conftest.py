@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,13 +24,6 @@ from lnc_client import LanceClient, Producer
 from lnc_client.groups import GroupedConsumer
 
 from ..client.conftest import ServerUnderTest, start_server
-
-
-async def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
-    """Return as soon as `condition()` is true; raise TimeoutError after `timeout` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @dataclass

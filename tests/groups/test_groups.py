@@ -25,7 +25,8 @@ from lnc_client.groups import (
 from lnc_client.offsets import FileOffsetStore
 from lnc_client.pool import ConnectionPool, PoolConfig
 
-from .conftest import Child, Consumed, GroupEnv, python_worker, wait_for
+from ..helpers import wait_for
+from .conftest import Child, Consumed, GroupEnv, python_worker
 
 SESSION = 1.0
 BEAT = 0.1

@@ -17,7 +17,8 @@ from lnc_client import StandaloneConfig, StandaloneConsumer
 from lnc_client.groups import GroupConfig, GroupCoordinator, GroupedConsumer, WorkerConfig
 from lnc_client.rust_offsets import RustOffsetStore, rust_consumer_id
 
-from .conftest import Child, Consumed, GroupEnv, wait_for
+from ..helpers import wait_for
+from .conftest import Child, Consumed, GroupEnv
 
 RUST_BIN = os.environ.get("LNC_TEST_RUST_GROUP_BIN", "")
 pytestmark = pytest.mark.skipif(

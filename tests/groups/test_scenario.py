@@ -16,7 +16,8 @@ import pytest
 
 from lnc_client.groups import GroupConfig, GroupCoordinator
 
-from .conftest import Child, GroupEnv, python_worker, wait_for
+from ..helpers import wait_for
+from .conftest import Child, GroupEnv, python_worker
 
 RUST_BIN = os.environ.get("LNC_TEST_RUST_GROUP_BIN", "")
 HAVE_RUST = bool(RUST_BIN and Path(RUST_BIN).is_file())

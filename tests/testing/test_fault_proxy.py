@@ -15,6 +15,8 @@ from lnc_client.producer import Producer
 from lnc_client.server import LanceServer
 from lnc_client.testing import Direction, FaultProxy, LinkFaults
 
+from ..helpers import poll_values
+
 TIMEOUT = 5.0
 
 
@@ -228,10 +230,5 @@ async def test_lance_producer_and_consumer_through_a_hostile_network(tmp_path: P
             await producer.flush()
         consumer_config = StandaloneConfig(topic_id=topic, reconnect=fast)
         async with StandaloneConsumer(proxy.address, consumer_config) as consumer:
-            values: list[bytes] = []
-            async with asyncio.timeout(10):
-                while len(values) < 300:
-                    result = await consumer.poll()
-                    if result is not None:
-                        values += [record.value for record in result.records]
+            values = await poll_values(consumer, 300, timeout=10)
     assert values == [f"{i:06d}".encode() for i in range(300)]

@@ -23,10 +23,11 @@ import os
 import shutil
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final, TypeAlias
 
 from lnc_client._fs import fsync_directory
 from lnc_client.cli.common import CliError, format_bytes, topic_arg
@@ -49,6 +50,10 @@ __all__ = ["add_offline_parsers"]
 _U32: Final = struct.Struct("<I")
 _U64: Final = struct.Struct("<Q")
 _EXPORT_VERSION: Final = 1
+_DATA_DIR: Final = "path to data directory"
+_SEGMENT: Final = "path to segment file"
+_INDEX_FILE: Final = "path to index file (.idx or .tidx)"
+_Handler: TypeAlias = Callable[[argparse.Namespace], int]
 _NO_INDEX: Final = (
     "the embedded server keeps no index files (.idx/.tidx): "
     "fetches find offsets from segment sizes, so there is nothing to {what}"
@@ -57,66 +62,63 @@ _NO_INDEX: Final = (
 
 def add_offline_parsers(subparsers: Subparsers) -> None:
     """Add the offline (data directory and segment file) commands to the `lnc` parser."""
-    parser = _command(subparsers, "topics", "List all topics with their status")
-    parser.add_argument("path", type=Path, help="path to data directory")
-    parser.set_defaults(handler=_topics)
+    _path_command(subparsers, "topics", "List all topics with their status", _topics, _DATA_DIR)
 
-    parser = _command(subparsers, "verify-data", "Verify data integrity for a topic")
+    parser = _command(subparsers, "verify-data", "Verify data integrity for a topic", _verify)
     _topic_in_data_dir(parser)
     parser.add_argument("--fail-fast", action="store_true", help="stop on first error")
-    parser.set_defaults(handler=_verify)
 
-    parser = _command(subparsers, "export-topic", "Export topic data to a file for backup")
+    parser = _command(subparsers, "export-topic", "Export topic data to a file for backup", _export)
     _topic_in_data_dir(parser)
     parser.add_argument("-o", "--output", type=Path, required=True, help="output file path")
     parser.add_argument("--with-metadata", action="store_true", help="include metadata")
-    parser.set_defaults(handler=_export)
 
-    parser = _command(subparsers, "import-topic", "Import topic data from a backup file")
-    parser.add_argument("-p", "--path", type=Path, required=True, help="path to data directory")
+    parser = _command(subparsers, "import-topic", "Import topic data from a backup file", _import)
+    parser.add_argument("-p", "--path", type=Path, required=True, help=_DATA_DIR)
     parser.add_argument("-n", "--name", required=True, help="name for the imported topic")
     parser.add_argument("-i", "--input", type=Path, required=True, help="input file path")
-    parser.set_defaults(handler=_import)
 
-    parser = _command(subparsers, "scan", "Scan a segment file for valid records")
-    parser.add_argument("path", type=Path, help="path to segment file")
-    parser.set_defaults(handler=_scan)
+    _path_command(subparsers, "scan", "Scan a segment file for valid records", _scan, _SEGMENT)
+    summary = "Truncate a segment file after its last whole record"
+    _path_command(subparsers, "repair", summary, _repair, _SEGMENT)
 
-    parser = _command(subparsers, "repair", "Truncate a segment file after its last whole record")
-    parser.add_argument("path", type=Path, help="path to segment file")
-    parser.set_defaults(handler=_repair)
-
-    parser = _command(subparsers, "dump", "Print the records of a segment file")
-    parser.add_argument("path", type=Path, help="path to segment file")
+    summary = "Print the records of a segment file"
+    parser = _path_command(subparsers, "dump", summary, _dump, _SEGMENT)
     parser.add_argument("-l", "--limit", type=int, default=10, help="records to show (10)")
-    parser.set_defaults(handler=_dump)
 
-    parser = _command(subparsers, "clean", "Remove orphaned/deleted topic directories")
-    parser.add_argument("path", type=Path, help="path to data directory")
+    summary = "Remove orphaned/deleted topic directories"
+    parser = _path_command(subparsers, "clean", summary, _clean, _DATA_DIR)
     parser.add_argument(
         "--dry-run", action="store_true", help="show what would be deleted without deleting"
     )
-    parser.set_defaults(handler=_clean)
 
-    parser = _command(subparsers, "find-recovery", "List segments that need recovery")
-    parser.add_argument("path", type=Path, help="path to data directory")
-    parser.set_defaults(handler=_find_recovery)
-
-    parser = _command(subparsers, "rebuild-index", "Rebuild a segment's index (none here)")
-    parser.add_argument("path", type=Path, help="path to segment file")
-    parser.set_defaults(handler=_no_index)
-
-    parser = _command(subparsers, "inspect-index", "Inspect an index file (none here)")
-    parser.add_argument("path", type=Path, help="path to index file (.idx or .tidx)")
-    parser.set_defaults(handler=_no_index)
+    summary = "List segments that need recovery"
+    _path_command(subparsers, "find-recovery", summary, _find_recovery, _DATA_DIR)
+    summary = "Rebuild a segment's index (none here)"
+    _path_command(subparsers, "rebuild-index", summary, _no_index, _SEGMENT)
+    summary = "Inspect an index file (none here)"
+    _path_command(subparsers, "inspect-index", summary, _no_index, _INDEX_FILE)
 
 
-def _command(subparsers: Subparsers, name: str, summary: str) -> argparse.ArgumentParser:
-    return subparsers.add_parser(name, help=summary, description=summary + ".")
+def _command(
+    subparsers: Subparsers, name: str, summary: str, handler: _Handler
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(name, help=summary, description=summary + ".")
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _path_command(
+    subparsers: Subparsers, name: str, summary: str, handler: _Handler, path_help: str
+) -> argparse.ArgumentParser:
+    """A command whose first argument is a path (a data directory or a file)."""
+    parser = _command(subparsers, name, summary, handler)
+    parser.add_argument("path", type=Path, help=path_help)
+    return parser
 
 
 def _topic_in_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-p", "--path", type=Path, required=True, help="path to data directory")
+    parser.add_argument("-p", "--path", type=Path, required=True, help=_DATA_DIR)
     parser.add_argument("-t", "--topic", type=topic_arg, required=True, help="topic id or name")
 
 
