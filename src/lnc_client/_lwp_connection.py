@@ -20,7 +20,8 @@ import contextlib
 import logging
 import ssl
 from collections import deque
-from typing import Self
+from collections.abc import Awaitable
+from typing import Self, TypeVar
 
 from lnc_client.config import ReconnectConfig
 from lnc_client.errors import ConnectionError, TimeoutError
@@ -38,6 +39,7 @@ __all__ = ["LwpConnection", "connect"]
 _log = logging.getLogger("lnc_client.connection")
 
 _READ_SIZE = 256 * 1024
+T = TypeVar("T")
 
 
 class LwpConnection:
@@ -164,21 +166,7 @@ class LwpConnection:
             ConnectionError: The stream ended or failed.
             InvalidFrameError: A frame failed validation; the stream cannot be trusted.
         """
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    frame = await self._next_frame()
-                    kind = frame.frame_type
-                    if kind is FrameType.KEEPALIVE:
-                        await self.send_frame(KEEPALIVE_FRAME)
-                    elif kind is FrameType.BACKPRESSURE:
-                        self._backpressure = True
-                    else:
-                        if kind is FrameType.ACK:
-                            self._backpressure = False
-                        return frame.header, bytes(frame.payload)
-        except builtins.TimeoutError as error:
-            raise TimeoutError(f"no frame within {timeout} s") from error
+        return await _within(timeout, self._next_reply())
 
     async def recv_header(self, timeout: float | None = None) -> LwpHeader:
         """Return the header of the next frame; its payload stays for `recv_payload`."""
@@ -187,12 +175,33 @@ class LwpConnection:
         return header
 
     async def recv_payload(self, header: LwpHeader, timeout: float | None = None) -> bytes:
-        """Return the payload of the frame whose header `recv_header` returned."""
-        frame = await self._next_frame() if not self._frames else self._frames.popleft()
+        """Return the payload of the frame whose header `recv_header` returned.
+
+        Raises:
+            ValueError: The next frame is not the one `recv_header` returned.
+            TimeoutError: No frame was held and none came within `timeout` seconds.
+        """
+        if self._frames:
+            frame = self._frames.popleft()
+        else:
+            frame = await _within(timeout, self._next_frame())
         if frame.header != header:
             self._frames.appendleft(frame)
             raise ValueError("recv_payload() takes the header the last recv_header() returned")
         return bytes(frame.payload)
+
+    async def _next_reply(self) -> tuple[LwpHeader, bytes]:
+        while True:
+            frame = await self._next_frame()
+            kind = frame.frame_type
+            if kind is FrameType.KEEPALIVE:
+                await self.send_frame(KEEPALIVE_FRAME)
+            elif kind is FrameType.BACKPRESSURE:
+                self._backpressure = True
+            else:
+                if kind is FrameType.ACK:
+                    self._backpressure = False
+                return frame.header, bytes(frame.payload)
 
     async def _next_frame(self) -> Frame:
         while not self._frames:
@@ -215,6 +224,15 @@ class LwpConnection:
             while True:
                 await asyncio.sleep(self._keepalive_interval)
                 await self.send_frame(KEEPALIVE_FRAME)
+
+
+async def _within(timeout: float | None, waiting: Awaitable[T]) -> T:
+    """Await `waiting` for at most `timeout` seconds (None: no limit); frames read stay held."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await waiting
+    except builtins.TimeoutError as error:
+        raise TimeoutError(f"no frame within {timeout} s") from error
 
 
 async def connect(

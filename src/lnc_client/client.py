@@ -28,9 +28,6 @@ __all__ = ["LanceClient"]
 log = logging.getLogger(__name__)
 """The `lnc_client.client` logger (lnc-client 0.2.9's `client.log`)."""
 
-log = logging.getLogger(__name__)
-"""The `lnc_client.client` logger (lnc-client 0.2.9's `client.log`)."""
-
 
 def _int_field(data: Mapping[str, object], *keys: str, default: int = 0) -> int:
     for key in keys:

@@ -140,5 +140,7 @@ async def test_raw_lwp_connection_keeps_a_timed_out_frame(tmp_path: Path) -> Non
         header = await conn.recv_header(timeout=5)
         assert (header.is_ack, header.batch_id) == (True, 7)
         assert await conn.recv_payload(header) == b""
+        with pytest.raises(LanceTimeout):  # nothing held, nothing coming: the timeout holds
+            await conn.recv_payload(header, timeout=0.05)
         await conn.close()
         assert not conn.connected
