@@ -15,7 +15,7 @@ from lnc_client.producer import Producer
 from lnc_client.server import LanceServer
 from lnc_client.testing import Direction, FaultProxy, LinkFaults
 
-from ..helpers import poll_values
+from ..helpers import poll_values, wait_for
 
 TIMEOUT = 5.0
 
@@ -71,16 +71,10 @@ async def connect(proxy: FaultProxy) -> tuple[asyncio.StreamReader, asyncio.Stre
     return await asyncio.open_connection(host, int(port))
 
 
-async def wait_until(condition: object, timeout: float = TIMEOUT) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.005)
-
-
 async def test_bytes_pass_unchanged_both_ways(proxy: FaultProxy, peer: Peer) -> None:
     reader, writer = await connect(proxy)
     writer.write(b"hello")
-    await wait_until(lambda: peer.received == b"hello")
+    await wait_for(lambda: peer.received == b"hello")
     peer.writers[0].write(b"world")
     assert await asyncio.wait_for(reader.readexactly(5), TIMEOUT) == b"world"
     assert proxy.stats.bytes == {Direction.UPSTREAM: 5, Direction.DOWNSTREAM: 5}
@@ -95,7 +89,7 @@ async def test_latency_delays_each_direction_and_keeps_order(proxy: FaultProxy, 
     for i in range(5):
         writer.write(bytes([i]))
         await asyncio.sleep(0.01)
-    await wait_until(lambda: len(peer.received) == 5)
+    await wait_for(lambda: len(peer.received) == 5)
     assert loop.time() - start >= 0.1
     assert peer.received == bytes(range(5))
     writer.close()
@@ -107,7 +101,7 @@ async def test_bandwidth_limit(proxy: FaultProxy, peer: Peer) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
     writer.write(bytes(40_000))
-    await wait_until(lambda: len(peer.received) == 40_000)
+    await wait_for(lambda: len(peer.received) == 40_000)
     assert loop.time() - start >= 0.3  # 40 kB at 100 kB/s: 0.4 s
     writer.close()
 
@@ -123,13 +117,13 @@ async def test_cut_after_n_bytes_forwards_exactly_n_then_resets(
     with contextlib.suppress(ConnectionError):
         assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
     assert proxy.stats.cuts == 1
-    await wait_until(lambda: proxy.connection_count == 0)
+    await wait_for(lambda: proxy.connection_count == 0)
     writer.close()
 
 
 async def test_cut_now_resets_every_connection(proxy: FaultProxy, peer: Peer) -> None:
     conns = [await connect(proxy) for _ in range(3)]
-    await wait_until(lambda: proxy.connection_count == 3)
+    await wait_for(lambda: proxy.connection_count == 3)
     assert proxy.cut() == 3
     for reader, writer in conns:
         with contextlib.suppress(ConnectionError):
@@ -141,11 +135,11 @@ async def test_half_close_gives_the_client_eof_while_it_can_still_send(
     proxy: FaultProxy, peer: Peer
 ) -> None:
     reader, writer = await connect(proxy)
-    await wait_until(lambda: proxy.connection_count == 1)
+    await wait_for(lambda: proxy.connection_count == 1)
     proxy.half_close()
     assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
     writer.write(b"still flowing")
-    await wait_until(lambda: peer.received == b"still flowing")
+    await wait_for(lambda: peer.received == b"still flowing")
     writer.close()
 
 
@@ -154,7 +148,7 @@ async def test_split_delivers_one_write_in_several_reads(proxy: FaultProxy, peer
     _reader, writer = await connect(proxy)
     data = bytes(range(256)) * 4
     writer.write(data)
-    await wait_until(lambda: peer.received == data)
+    await wait_for(lambda: peer.received == data)
     assert len(peer.reads) > 1
     writer.close()
 
@@ -166,7 +160,7 @@ async def test_coalesce_merges_separate_writes(proxy: FaultProxy, peer: Peer) ->
         writer.write(bytes([i]) * 10)
         await writer.drain()
         await asyncio.sleep(0.001)
-    await wait_until(lambda: len(peer.received) == 200)
+    await wait_for(lambda: len(peer.received) == 200)
     assert peer.received == b"".join(bytes([i]) * 10 for i in range(20))
     assert len(peer.reads) < 20
     writer.close()
@@ -177,7 +171,7 @@ async def test_bit_flips_at_the_set_rate_and_counted(proxy: FaultProxy, peer: Pe
     _reader, writer = await connect(proxy)
     data = bytes(20_000)
     writer.write(data)
-    await wait_until(lambda: len(peer.received) == len(data))
+    await wait_for(lambda: len(peer.received) == len(data))
     flipped = sum(bin(b).count("1") for b in peer.received)
     assert flipped == proxy.stats.flipped_bits[Direction.UPSTREAM]
     assert 100 <= flipped <= 320  # 200 expected
