@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lnc_client.protocol.frame import HEADER_SIZE
+from lnc_client.protocol.frame import HEADER_SIZE, build_control_frame
 from lnc_client.server import LanceServer
 
 VECTORS_PATH = Path(__file__).resolve().parents[1] / "data" / "vectors.json"
@@ -52,6 +52,11 @@ class RawConn:
         (length,) = _LENGTH.unpack_from(header, 32)
         payload = await asyncio.wait_for(self.reader.readexactly(length), TIMEOUT)
         return header + payload
+
+    async def ask(self, command: int, payload: bytes = b"") -> bytes:
+        """Send one control frame and return the next frame (its reply)."""
+        await self.send(build_control_frame(command, payload))
+        return await self.read_frame()
 
     async def read_frames(self, count: int) -> list[bytes]:
         return [await self.read_frame() for _ in range(count)]

@@ -34,13 +34,8 @@ def err(text: str) -> bytes:
     return build_control_frame(C.ERROR_RESPONSE, text.encode())
 
 
-async def ask(conn: RawConn, command: int, payload: bytes = b"") -> bytes:
-    await conn.send(build_control_frame(command, payload))
-    return await conn.read_frame()
-
-
 async def make_topic(conn: RawConn, name: str) -> dict[str, object]:
-    frame = await ask(conn, C.CREATE_TOPIC, create_topic_payload(name))
+    frame = await conn.ask(C.CREATE_TOPIC, create_topic_payload(name))
     assert frame[12] == C.TOPIC_RESPONSE
     return json.loads(frame[HEADER_SIZE:])
 
@@ -52,103 +47,101 @@ INVALID_NAME = (
 
 
 async def test_create_topic_errors(conn: RawConn) -> None:
-    assert await ask(conn, C.CREATE_TOPIC) == err("Topic name required")
-    assert await ask(conn, C.CREATE_TOPIC, b"a b") == err(INVALID_NAME.format("a b"))
-    assert await ask(conn, C.CREATE_TOPIC, b"\xff") == err(INVALID_NAME.format("\ufffd"))
+    assert await conn.ask(C.CREATE_TOPIC) == err("Topic name required")
+    assert await conn.ask(C.CREATE_TOPIC, b"a b") == err(INVALID_NAME.format("a b"))
+    assert await conn.ask(C.CREATE_TOPIC, b"\xff") == err(INVALID_NAME.format("\ufffd"))
     first = await make_topic(conn, "Orders-1")
     assert first["id"] == 1
-    assert await ask(conn, C.CREATE_TOPIC, b"Orders-1") == err("Topic 'Orders-1' already exists")
+    assert await conn.ask(C.CREATE_TOPIC, b"Orders-1") == err("Topic 'Orders-1' already exists")
     # a failed validation does not use up an id
     assert (await make_topic(conn, "x"))["id"] == 2
 
 
 async def test_create_topic_with_retention_errors(conn: RawConn) -> None:
-    assert await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, bytes(17)) == err(
+    assert await conn.ask(C.CREATE_TOPIC_WITH_RETENTION, bytes(17)) == err(
         "Invalid create topic payload"
     )
     too_long = struct.pack("<H", 5) + b"ab" + bytes(16)
-    assert await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, too_long) == err("Invalid payload length")
-    assert await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, bytes(18)) == err(
+    assert await conn.ask(C.CREATE_TOPIC_WITH_RETENTION, too_long) == err("Invalid payload length")
+    assert await conn.ask(C.CREATE_TOPIC_WITH_RETENTION, bytes(18)) == err(
         "Invalid data: Topic name must not be empty"
     )
     payload = create_topic_with_retention_payload("r", 0, 0)
-    assert (await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, payload))[12] == C.TOPIC_RESPONSE
-    assert await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, payload) == err(
-        "Topic 'r' already exists"
-    )
+    assert (await conn.ask(C.CREATE_TOPIC_WITH_RETENTION, payload))[12] == C.TOPIC_RESPONSE
+    assert await conn.ask(C.CREATE_TOPIC_WITH_RETENTION, payload) == err("Topic 'r' already exists")
 
 
 async def test_get_and_delete_topic(conn: RawConn) -> None:
     topic = await make_topic(conn, "g")
-    got = await ask(conn, C.GET_TOPIC, topic_id_payload(1))
+    got = await conn.ask(C.GET_TOPIC, topic_id_payload(1))
     assert got == build_control_frame(
         C.TOPIC_RESPONSE,
         b'{"created_at":%d,"id":1,"name":"g","topic_epoch":1}' % topic["created_at"],
     )
-    assert await ask(conn, C.GET_TOPIC, topic_id_payload(9)) == err("Topic not found")
-    assert await ask(conn, C.GET_TOPIC, b"\x01") == err("Topic not found")  # short: id 0
-    assert await ask(conn, C.DELETE_TOPIC, topic_id_payload(9)) == err(
+    assert await conn.ask(C.GET_TOPIC, topic_id_payload(9)) == err("Topic not found")
+    assert await conn.ask(C.GET_TOPIC, b"\x01") == err("Topic not found")  # short: id 0
+    assert await conn.ask(C.DELETE_TOPIC, topic_id_payload(9)) == err(
         "Configuration error: Topic 9 not found"
     )
-    assert await ask(conn, C.DELETE_TOPIC, topic_id_payload(1)) == build_control_frame(
+    assert await conn.ask(C.DELETE_TOPIC, topic_id_payload(1)) == build_control_frame(
         C.TOPIC_RESPONSE, b'{"deleted":1}'
     )
-    assert await ask(conn, C.GET_TOPIC, topic_id_payload(1)) == err("Topic not found")
-    assert await ask(conn, C.LIST_TOPICS) == build_control_frame(C.TOPIC_RESPONSE, b'{"topics":[]}')
+    assert await conn.ask(C.GET_TOPIC, topic_id_payload(1)) == err("Topic not found")
+    assert await conn.ask(C.LIST_TOPICS) == build_control_frame(C.TOPIC_RESPONSE, b'{"topics":[]}')
     # ids only increase within one process
     assert (await make_topic(conn, "g"))["id"] == 2
 
 
 async def test_set_retention(conn: RawConn) -> None:
-    assert await ask(conn, C.SET_RETENTION, bytes(19)) == err("Invalid set retention payload")
-    assert await ask(conn, C.SET_RETENTION, set_retention_payload(3, 1, 2)) == err(
+    assert await conn.ask(C.SET_RETENTION, bytes(19)) == err("Invalid set retention payload")
+    assert await conn.ask(C.SET_RETENTION, set_retention_payload(3, 1, 2)) == err(
         "Configuration error: Topic 3 not found"
     )
     await make_topic(conn, "s")
-    assert await ask(conn, C.SET_RETENTION, set_retention_payload(1, 0, 0) + b"extra") == (
+    assert await conn.ask(C.SET_RETENTION, set_retention_payload(1, 0, 0) + b"extra") == (
         build_control_frame(C.TOPIC_RESPONSE, b'{"max_age_secs":0,"max_bytes":0,"topic_id":1}')
     )
 
 
 async def test_fetch_payload_errors(conn: RawConn) -> None:
-    assert await ask(conn, C.FETCH) == err("Fetch request payload required")
-    assert await ask(conn, C.FETCH, bytes(15)) == err(
+    assert await conn.ask(C.FETCH) == err("Fetch request payload required")
+    assert await conn.ask(C.FETCH, bytes(15)) == err(
         "Protocol error: Fetch request payload too small"
     )
-    assert await ask(conn, C.FETCH, struct.pack("<IQI", 7, 0, 10)) == err("Topic 7 not found")
+    assert await conn.ask(C.FETCH, struct.pack("<IQI", 7, 0, 10)) == err("Topic 7 not found")
 
 
 async def test_subscribe_unsubscribe_commit(conn: RawConn) -> None:
     def ack(consumer: int, offset: int) -> bytes:
         return struct.pack("<QQ", consumer, offset)
 
-    assert await ask(conn, C.SUBSCRIBE, bytes(23)) == err("Invalid subscribe payload")
-    assert await ask(conn, C.SUBSCRIBE, subscribe_payload(5, 0, 0, 1)) == err("Topic not found")
-    assert await ask(conn, C.UNSUBSCRIBE, bytes(11)) == err("Invalid unsubscribe payload")
-    assert await ask(conn, C.COMMIT_OFFSET, bytes(19)) == err("Invalid commit offset payload")
+    assert await conn.ask(C.SUBSCRIBE, bytes(23)) == err("Invalid subscribe payload")
+    assert await conn.ask(C.SUBSCRIBE, subscribe_payload(5, 0, 0, 1)) == err("Topic not found")
+    assert await conn.ask(C.UNSUBSCRIBE, bytes(11)) == err("Invalid unsubscribe payload")
+    assert await conn.ask(C.COMMIT_OFFSET, bytes(19)) == err("Invalid commit offset payload")
     await make_topic(conn, "c")
     tail = 0xFFFFFFFFFFFFFFFF
-    assert await ask(conn, C.SUBSCRIBE, subscribe_payload(1, tail, 0, 7)) == build_control_frame(
+    assert await conn.ask(C.SUBSCRIBE, subscribe_payload(1, tail, 0, 7)) == build_control_frame(
         C.SUBSCRIBE_ACK, ack(7, tail)
     )
-    assert await ask(conn, C.COMMIT_OFFSET, struct.pack("<IQQ", 1, 7, 55)) == build_control_frame(
+    assert await conn.ask(C.COMMIT_OFFSET, struct.pack("<IQQ", 1, 7, 55)) == build_control_frame(
         C.COMMIT_ACK, ack(7, 55)
     )
     # offset 0 is replaced by the committed offset; others are echoed
-    assert await ask(conn, C.SUBSCRIBE, subscribe_payload(1, 0, 0, 7)) == build_control_frame(
+    assert await conn.ask(C.SUBSCRIBE, subscribe_payload(1, 0, 0, 7)) == build_control_frame(
         C.SUBSCRIBE_ACK, ack(7, 55)
     )
-    assert await ask(conn, C.SUBSCRIBE, subscribe_payload(1, 3, 0, 7)) == build_control_frame(
+    assert await conn.ask(C.SUBSCRIBE, subscribe_payload(1, 3, 0, 7)) == build_control_frame(
         C.SUBSCRIBE_ACK, ack(7, 3)
     )
     # Unsubscribe is answered with an Ack frame carrying the consumer id, subscribed or not
-    assert await ask(conn, C.UNSUBSCRIBE, struct.pack("<IQ", 9, 1234)) == build_ack_frame(1234)
+    assert await conn.ask(C.UNSUBSCRIBE, struct.pack("<IQ", 9, 1234)) == build_ack_frame(1234)
 
 
 async def test_commit_is_shared_across_connections(server, conn: RawConn) -> None:
-    await ask(conn, C.COMMIT_OFFSET, struct.pack("<IQQ", 0, 3, 99))
+    await conn.ask(C.COMMIT_OFFSET, struct.pack("<IQQ", 0, 3, 99))
     other = await RawConn.open(server.port)
-    assert await ask(other, C.SUBSCRIBE, subscribe_payload(0, 0, 0, 3)) == build_control_frame(
+    assert await other.ask(C.SUBSCRIBE, subscribe_payload(0, 0, 0, 3)) == build_control_frame(
         C.SUBSCRIBE_ACK, struct.pack("<QQ", 3, 99)
     )
     await other.close()
@@ -159,7 +152,7 @@ async def test_unknown_and_response_codes(conn: RawConn, code: int) -> None:
     text = (
         "Authentication handled at connection level" if code == 0x09 else "Invalid client command"
     )
-    assert await ask(conn, code) == err(text)
+    assert await conn.ask(code) == err(text)
 
 
 async def test_command_is_the_low_byte_of_batch_id(conn: RawConn) -> None:
@@ -176,7 +169,7 @@ async def test_control_wins_over_other_flags(conn: RawConn) -> None:
 async def test_list_topics_struct_order_sorted_by_id(conn: RawConn) -> None:
     a = await make_topic(conn, "b")
     b = await make_topic(conn, "a")
-    listed = json.loads((await ask(conn, C.LIST_TOPICS))[HEADER_SIZE:])
+    listed = json.loads((await conn.ask(C.LIST_TOPICS))[HEADER_SIZE:])
     assert listed == {
         "topics": [
             {"id": 1, "name": "b", "created_at": a["created_at"], "topic_epoch": 1},

@@ -52,11 +52,6 @@ def error_reply(text: str) -> bytes:
     return build_control_frame(C.ERROR_RESPONSE, text.encode())
 
 
-async def ask(conn: RawConn, command: int, payload: bytes = b"") -> bytes:
-    await conn.send(build_control_frame(command, payload))
-    return await conn.read_frame()
-
-
 async def test_a_crashing_writer_fails_every_write_and_call_and_stop_returns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -66,7 +61,7 @@ async def test_a_crashing_writer_fails_every_write_and_call_and_stop_returns(
     server = LanceServer(config=config)
     await server.start()
     conn = await RawConn.open(server.port)
-    assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+    assert (await conn.ask(C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
 
     def crash(self: segments.TopicLog, payloads: list[segments.Buffer]) -> None:
         raise ValueError("a bug in append")
@@ -76,8 +71,8 @@ async def test_a_crashing_writer_fails_every_write_and_call_and_stop_returns(
     assert await conn.expect_closed() == b""  # no Ack, no frame: closed as on a write failure
     text = "I/O error: the storage writer failed: ValueError: a bug in append"
     other = await RawConn.open(server.port)
-    assert await ask(other, C.CREATE_TOPIC, create_topic_payload("u")) == error_reply(text)
-    topics = await ask(other, C.LIST_TOPICS)
+    assert await other.ask(C.CREATE_TOPIC, create_topic_payload("u")) == error_reply(text)
+    topics = await other.ask(C.LIST_TOPICS)
     assert b'"name":"t"' in topics
     assert b'"name":"u"' not in topics
     await other.send(ingest(2))
@@ -131,7 +126,7 @@ def test_server_thread_stop_raises_what_the_server_stop_raised(
 async def test_a_fetch_read_failure_answers_io_error_and_keeps_the_connection(
     server: LanceServer, conn: RawConn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+    assert (await conn.ask(C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
     await conn.send(ingest(1))
     assert await conn.read_frame() == build_ack_frame(1)
 
@@ -139,7 +134,7 @@ async def test_a_fetch_read_failure_answers_io_error_and_keeps_the_connection(
         raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(segments.TopicSnapshot, "read", eio)
-    assert await ask(conn, C.FETCH, fetch_payload(1, 0, 100)) == error_reply(
+    assert await conn.ask(C.FETCH, fetch_payload(1, 0, 100)) == error_reply(
         "I/O error: Input/output error (os error 5)"
     )
     await conn.send(KEEPALIVE_FRAME)
@@ -152,7 +147,7 @@ async def test_an_unexpected_command_failure_is_logged_and_aborts_the_connection
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+    assert (await conn.ask(C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
     await conn.send(ingest(1))
     assert await conn.read_frame() == build_ack_frame(1)
 
@@ -186,7 +181,7 @@ async def test_the_retention_loop_survives_an_unexpected_error(
     async with LanceServer(tmp_path, port=0, retention_interval_secs=0.02) as server:
         conn = await RawConn.open(server.port)
         payload = create_topic_with_retention_payload("t", max_age_secs=60, max_bytes=1000)
-        assert (await ask(conn, C.CREATE_TOPIC_WITH_RETENTION, payload))[12] == C.TOPIC_RESPONSE
+        assert (await conn.ask(C.CREATE_TOPIC_WITH_RETENTION, payload))[12] == C.TOPIC_RESPONSE
         await conn.close()
         async with asyncio.timeout(2):
             while len(passes) < 3:
@@ -217,25 +212,25 @@ async def test_a_failed_delete_leaves_memory_as_the_disk_is_after_restart(
 
     async with LanceServer(tmp_path, port=0) as server:
         conn = await RawConn.open(server.port)
-        assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+        assert (await conn.ask(C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
         await conn.send(ingest(1))
         assert await conn.read_frame() == build_ack_frame(1)
         monkeypatch.setattr(os, "rename", rename)
         monkeypatch.setattr(shutil, "rmtree", rmtree)
-        reply = await ask(conn, C.DELETE_TOPIC, struct.pack("<I", 1))
+        reply = await conn.ask(C.DELETE_TOPIC, struct.pack("<I", 1))
         assert reply == error_reply("I/O error: Permission denied (os error 13)")
-        exists = (await ask(conn, C.GET_TOPIC, struct.pack("<I", 1)))[12] == C.TOPIC_RESPONSE
+        exists = (await conn.ask(C.GET_TOPIC, struct.pack("<I", 1)))[12] == C.TOPIC_RESPONSE
         assert exists == (failing == "rename")  # a failed rename changed nothing
         if exists:
-            fetched = await ask(conn, C.FETCH, fetch_payload(1, 0, 100))
+            fetched = await conn.ask(C.FETCH, fetch_payload(1, 0, 100))
             assert fetched[HEADER_SIZE + 16 :] == RECORD
         await conn.close()
         monkeypatch.undo()
         await server.restart()
         conn = await RawConn.open(server.port)
-        after = (await ask(conn, C.GET_TOPIC, struct.pack("<I", 1)))[12] == C.TOPIC_RESPONSE
+        after = (await conn.ask(C.GET_TOPIC, struct.pack("<I", 1)))[12] == C.TOPIC_RESPONSE
         assert after == exists
-        topics = await ask(conn, C.LIST_TOPICS)
+        topics = await conn.ask(C.LIST_TOPICS)
         assert (b'"name":"t"' in topics) == exists
         await conn.close()
 
@@ -245,7 +240,7 @@ async def test_a_failed_set_retention_leaves_memory_as_the_disk_is(
 ) -> None:
     async with LanceServer(tmp_path, port=0, segment_max_bytes=8) as server:
         conn = await RawConn.open(server.port)
-        assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+        assert (await conn.ask(C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
         for batch_id in (1, 2, 3):
             await conn.send(ingest(batch_id))
             assert await conn.read_frame() == build_ack_frame(batch_id)
@@ -254,9 +249,9 @@ async def test_a_failed_set_retention_leaves_memory_as_the_disk_is(
             raise OSError(errno.EACCES, "Permission denied")
 
         monkeypatch.setattr(TopicRegistry, "write_metadata", denied)
-        reply = await ask(conn, C.SET_RETENTION, set_retention_payload(1, 0, 0))
+        reply = await conn.ask(C.SET_RETENTION, set_retention_payload(1, 0, 0))
         assert reply == error_reply("I/O error: Permission denied (os error 13)")
         assert await server.run_retention() == 0  # the refused limits are not in force
-        fetched = await ask(conn, C.FETCH, fetch_payload(1, 0, 100))
+        fetched = await conn.ask(C.FETCH, fetch_payload(1, 0, 100))
         assert fetched[HEADER_SIZE + 16 :] == RECORD * 3
         await conn.close()

@@ -44,11 +44,6 @@ def auth_reply(ok: bool, text: str) -> bytes:
     return build_control_frame(C.AUTHENTICATE_RESPONSE, bytes([ok]) + text.encode())
 
 
-async def ask(conn: RawConn, command: int, payload: bytes = b"") -> bytes:
-    await conn.send(build_control_frame(command, payload))
-    return await conn.read_frame()
-
-
 AUTH_REQUIRED = build_control_frame(C.ERROR_RESPONSE, b"Authentication required")
 
 
@@ -72,29 +67,29 @@ AUTH_REQUIRED = build_control_frame(C.ERROR_RESPONSE, b"Authentication required"
 async def test_token_auth_gates_every_command(tmp_path: Path, command: int, payload: bytes) -> None:
     async with LanceServer(tmp_path, port=0, auth_tokens=["s3cret"]) as server:
         conn = await RawConn.open(server.port)
-        assert await ask(conn, command, payload) == AUTH_REQUIRED  # connection stays open
+        assert await conn.ask(command, payload) == AUTH_REQUIRED  # connection stays open
         await conn.send(ingest(1))
         assert await conn.read_frame() == AUTH_REQUIRED
         await conn.send(ingest(2, payload=b""))  # zero-length still passes through the check
         assert await conn.read_frame() == AUTH_REQUIRED
-        assert await ask(conn, C.AUTHENTICATE, authenticate_payload("s3cret")) == auth_reply(
+        assert await conn.ask(C.AUTHENTICATE, authenticate_payload("s3cret")) == auth_reply(
             True, "Authenticated"
         )
-        assert await ask(conn, command, payload) != AUTH_REQUIRED
+        assert await conn.ask(command, payload) != AUTH_REQUIRED
         await conn.close()
 
 
 async def test_authenticate_texts_and_auth_state_per_connection(tmp_path: Path) -> None:
     async with LanceServer(tmp_path, port=0, auth_tokens=["s3cret"]) as server:
         conn = await RawConn.open(server.port)
-        assert await ask(conn, C.AUTHENTICATE) == auth_reply(False, "No token provided")
-        assert await ask(conn, C.AUTHENTICATE, b"\xff") == auth_reply(
+        assert await conn.ask(C.AUTHENTICATE) == auth_reply(False, "No token provided")
+        assert await conn.ask(C.AUTHENTICATE, b"\xff") == auth_reply(
             False, "Invalid token encoding"
         )
-        assert await ask(conn, C.AUTHENTICATE, authenticate_payload("s3cret")) == auth_reply(
+        assert await conn.ask(C.AUTHENTICATE, authenticate_payload("s3cret")) == auth_reply(
             True, "Authenticated"
         )
-        assert (await ask(conn, C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
+        assert (await conn.ask(C.CREATE_TOPIC, create_topic_payload("t")))[12] == C.TOPIC_RESPONSE
         await conn.send(ingest(3))
         assert await conn.read_frame() == build_ack_frame(3)
         other = await RawConn.open(server.port)  # auth state is per connection
@@ -109,12 +104,12 @@ async def test_failed_authenticate_attempts_are_limited_per_connection(tmp_path:
     async with LanceServer(config=ServerConfig(tmp_path, port=0, auth=auth)) as server:
         conn = await RawConn.open(server.port)
         for _ in range(2):
-            assert await ask(conn, C.AUTHENTICATE, b"guess") == auth_reply(False, "Invalid token")
+            assert await conn.ask(C.AUTHENTICATE, b"guess") == auth_reply(False, "Invalid token")
         await conn.send(build_control_frame(C.AUTHENTICATE, b"guess"))
         # the third refusal is answered, then the connection is closed
         assert await conn.expect_closed() == auth_reply(False, "Invalid token")
         fresh = await RawConn.open(server.port)
-        assert await ask(fresh, C.AUTHENTICATE, b"s3cret") == auth_reply(True, "Authenticated")
+        assert await fresh.ask(C.AUTHENTICATE, b"s3cret") == auth_reply(True, "Authenticated")
         await fresh.close()
         await conn.close()
 
@@ -124,12 +119,12 @@ async def test_write_only_true_allows_unauthenticated_ingest(tmp_path: Path) -> 
     config = ServerConfig(tmp_path, port=0, auth=auth)
     async with LanceServer(config=config) as server:
         admin = await RawConn.open(server.port)
-        await ask(admin, C.AUTHENTICATE, b"t")
-        await ask(admin, C.CREATE_TOPIC, create_topic_payload("t"))
+        await admin.ask(C.AUTHENTICATE, b"t")
+        await admin.ask(C.CREATE_TOPIC, create_topic_payload("t"))
         conn = await RawConn.open(server.port)
         await conn.send(ingest(1))
         assert await conn.read_frame() == build_ack_frame(1)
-        assert await ask(conn, C.LIST_TOPICS) == AUTH_REQUIRED  # commands stay protected
+        assert await conn.ask(C.LIST_TOPICS) == AUTH_REQUIRED  # commands stay protected
         await conn.close()
         await admin.close()
 
@@ -140,7 +135,7 @@ async def test_token_file(tmp_path: Path) -> None:
     config = ServerConfig(tmp_path / "d", port=0, auth=AuthConfig(enabled=True, token_file=tokens))
     async with LanceServer(config=config) as server:
         conn = await RawConn.open(server.port)
-        assert await ask(conn, C.AUTHENTICATE, b"file-token") == auth_reply(True, "Authenticated")
+        assert await conn.ask(C.AUTHENTICATE, b"file-token") == auth_reply(True, "Authenticated")
         await conn.close()
 
 
@@ -148,7 +143,7 @@ async def test_faults_change_at_runtime(tmp_path: Path) -> None:
     faults = FaultConfig(backpressure_every_n_acks=2)
     async with LanceServer(tmp_path, port=0, faults=faults) as server:
         conn = await RawConn.open(server.port)
-        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        await conn.ask(C.CREATE_TOPIC, create_topic_payload("t"))
         await conn.send(ingest(1) + ingest(2) + ingest(3))
         assert await conn.read_frames(4) == [
             build_ack_frame(1),
@@ -162,7 +157,7 @@ async def test_faults_change_at_runtime(tmp_path: Path) -> None:
         assert await conn.read_frame() == build_ack_frame(4)
         assert time.monotonic() - started >= 0.14
         server.faults = FaultConfig(max_fetch_bytes=4)
-        assert await ask(conn, C.FETCH, fetch_payload(1, 0, 100)) == build_control_frame(
+        assert await conn.ask(C.FETCH, fetch_payload(1, 0, 100)) == build_control_frame(
             C.FETCH_RESPONSE, struct.pack("<QII", 4, 4, 1) + RECORD[:4]
         )
         server.faults = FaultConfig(drop_after_frames=2)
@@ -193,7 +188,7 @@ async def test_idle_timeout_is_off_by_default_and_optional(tmp_path: Path) -> No
 async def test_peer_that_never_reads_is_throttled_by_tcp(tmp_path: Path) -> None:
     async with LanceServer(tmp_path, port=0) as server:
         conn = await RawConn.open(server.port)
-        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        await conn.ask(C.CREATE_TOPIC, create_topic_payload("t"))
         big = b"\x01" + struct.pack("<I", 1 << 20) + bytes(1 << 20)
         await conn.send(ingest(1, payload=big))
         await conn.read_frame()
@@ -298,7 +293,7 @@ async def test_replies_held_behind_unacked_reads_stay_bounded(tmp_path: Path) ->
     config = ServerConfig(tmp_path, port=0, write_buffer_high_bytes=high)
     async with LanceServer(config=config) as server:
         conn = await RawConn.open(server.port)
-        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        await conn.ask(C.CREATE_TOPIC, create_topic_payload("t"))
         big = b"\x01" + struct.pack("<I", 200_000) + bytes(range(256)) * 781 + bytes(64)
         await conn.send(ingest(1, payload=big))
         assert await conn.read_frame() == build_ack_frame(1)
@@ -337,7 +332,7 @@ async def test_idle_timer_waits_once_for_pending_acks(
     faults = FaultConfig(ack_delay_ms=400)
     async with LanceServer(tmp_path, port=0, idle_timeout_secs=0.1, faults=faults) as server:
         conn = await RawConn.open(server.port)
-        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        await conn.ask(C.CREATE_TOPIC, create_topic_payload("t"))
         await conn.send(ingest(1))
         assert await conn.read_frame() == build_ack_frame(1)  # not closed while owed an Ack
         acked = time.monotonic()

@@ -37,11 +37,6 @@ ACTIVE = re.compile(r"\d+_\d{19}\.lnc")
 CLOSED = re.compile(r"\d+_\d{19}-\d{19}\.lnc")
 
 
-async def ask(conn: RawConn, command: int, payload: bytes = b"") -> bytes:
-    await conn.send(build_control_frame(command, payload))
-    return await conn.read_frame()
-
-
 async def produce(conn: RawConn, topic: int, payloads: list[bytes], first_id: int = 1) -> None:
     frames = [
         build_ingest_frame(p, batch_id=first_id + i, record_count=1, topic_id=topic)
@@ -53,7 +48,7 @@ async def produce(conn: RawConn, topic: int, payloads: list[bytes], first_id: in
 
 
 async def fetch(conn: RawConn, topic: int, offset: int, max_bytes: int) -> tuple[int, int, bytes]:
-    frame = await ask(conn, C.FETCH, fetch_payload(topic, offset, max_bytes))
+    frame = await conn.ask(C.FETCH, fetch_payload(topic, offset, max_bytes))
     assert frame[12] == C.FETCH_RESPONSE, frame
     next_offset, length, count = struct.unpack_from("<QII", frame, HEADER_SIZE)
     data = frame[HEADER_SIZE + 16 :]
@@ -69,7 +64,7 @@ def segment_files(data_dir: Path, topic: str) -> list[str]:
 async def test_fetch_windows_are_raw_byte_cuts(tmp_path: Path) -> None:
     async with LanceServer(tmp_path, port=0, segment_max_bytes=100) as server:
         conn = await RawConn.open(server.port)
-        await ask(conn, C.CREATE_TOPIC, create_topic_payload("t"))
+        await conn.ask(C.CREATE_TOPIC, create_topic_payload("t"))
         payloads = [encode_values([bytes([i]) * 30]) for i in range(10)]  # 35 bytes each
         await produce(conn, 1, payloads)
         stored = b"".join(payloads)
@@ -83,9 +78,9 @@ async def test_fetch_windows_are_raw_byte_cuts(tmp_path: Path) -> None:
         assert await fetch(conn, 1, 7, 1000) == (len(stored), 1, stored[7:])
         assert await fetch(conn, 1, len(stored), 10) == (len(stored), 0, b"")
         assert await fetch(conn, 1, 3, 0) == (3, 0, b"")
-        tail = await ask(conn, C.FETCH, fetch_payload(1, 2**64 - 1, 10))
+        tail = await conn.ask(C.FETCH, fetch_payload(1, 2**64 - 1, 10))
         assert tail == build_control_frame(C.FETCH_RESPONSE, struct.pack("<QII", len(stored), 0, 0))
-        past = await ask(conn, C.FETCH, fetch_payload(1, len(stored) + 1, 10))
+        past = await conn.ask(C.FETCH, fetch_payload(1, len(stored) + 1, 10))
         assert past == build_control_frame(C.CATCHING_UP, struct.pack("<Q", len(stored)))
         await conn.close()
     # rotation: closed at >= 100 bytes (35*3 = 105), real naming, one segment per 3 batches
@@ -100,9 +95,9 @@ async def test_fetch_windows_are_raw_byte_cuts(tmp_path: Path) -> None:
 async def test_layout_metadata_and_restart(tmp_path: Path) -> None:
     async with LanceServer(tmp_path, port=0) as server:
         conn = await RawConn.open(server.port)
-        await ask(conn, C.CREATE_TOPIC, create_topic_payload("a"))
-        await ask(
-            conn, C.CREATE_TOPIC_WITH_RETENTION, create_topic_with_retention_payload("b", 5, 6)
+        await conn.ask(C.CREATE_TOPIC, create_topic_payload("a"))
+        await conn.ask(
+            C.CREATE_TOPIC_WITH_RETENTION, create_topic_with_retention_payload("b", 5, 6)
         )
         await produce(conn, 1, [b"\x01\x02\x00\x00\x00hi"])
         active = segment_files(tmp_path, "a")
@@ -123,7 +118,7 @@ async def test_layout_metadata_and_restart(tmp_path: Path) -> None:
         assert server.port == port
         conn = await RawConn.open(port)
         assert (await fetch(conn, 1, 0, 100))[2] == b"\x01\x02\x00\x00\x00hi"
-        created = await ask(conn, C.CREATE_TOPIC, create_topic_payload("c"))
+        created = await conn.ask(C.CREATE_TOPIC, create_topic_payload("c"))
         assert json.loads(created[HEADER_SIZE:])["id"] == 3
         await produce(conn, 1, [b"\x01\x01\x00\x00\x00!"], first_id=2)
         assert (await fetch(conn, 1, 0, 100))[2] == b"\x01\x02\x00\x00\x00hi\x01\x01\x00\x00\x00!"
@@ -163,7 +158,7 @@ async def test_recovery_cuts_torn_tail_and_drops_empty_files(tmp_path: Path) -> 
     async with LanceServer(tmp_path, port=0) as server:
         conn = await RawConn.open(server.port)
         assert (await fetch(conn, 4, 0, 1000))[2] == whole
-        created = await ask(conn, C.CREATE_TOPIC, create_topic_payload("u"))
+        created = await conn.ask(C.CREATE_TOPIC, create_topic_payload("u"))
         assert json.loads(created[HEADER_SIZE:])["id"] == 5
         await produce(conn, 4, [b"\x01\x00\x00\x00\x00"])
         await conn.close()
@@ -176,17 +171,17 @@ async def test_recovery_cuts_torn_tail_and_drops_empty_files(tmp_path: Path) -> 
 async def test_retention_by_bytes_and_age(tmp_path: Path) -> None:
     async with LanceServer(tmp_path, port=0, segment_max_bytes=10) as server:
         conn = await RawConn.open(server.port)
-        await ask(conn, C.CREATE_TOPIC, create_topic_payload("r"))
+        await conn.ask(C.CREATE_TOPIC, create_topic_payload("r"))
         payloads = [encode_values([bytes([65 + i]) * 5]) for i in range(5)]  # 10 bytes each
         await produce(conn, 1, payloads)
         assert len(segment_files(tmp_path, "r")) == 5  # every one rotated (closed)
         assert await server.run_retention() == 0  # no retention set
-        await ask(conn, C.SET_RETENTION, set_retention_payload(1, 3600, 25))
+        await conn.ask(C.SET_RETENTION, set_retention_payload(1, 3600, 25))
         assert await server.run_retention() == 3  # oldest first until total <= 25
         # offsets shift down: the concatenation starts at the first remaining file
         assert await fetch(conn, 1, 0, 100) == (20, 1, b"".join(payloads[3:]))
         await produce(conn, 1, [encode_values([b"zzzzz"])], first_id=10)
-        await ask(conn, C.SET_RETENTION, set_retention_payload(1, 0, 2**40))
+        await conn.ask(C.SET_RETENTION, set_retention_payload(1, 0, 2**40))
         assert await server.run_retention() == 3  # max_age 0 expires every closed segment
         assert await fetch(conn, 1, 0, 100) == (0, 0, b"")
         await produce(conn, 1, [b"\x01\x01\x00\x00\x00a"], first_id=20)
@@ -197,8 +192,8 @@ async def test_retention_by_bytes_and_age(tmp_path: Path) -> None:
 async def test_retention_runs_at_startup(tmp_path: Path) -> None:
     async with LanceServer(tmp_path, port=0, segment_max_bytes=5) as server:
         conn = await RawConn.open(server.port)
-        await ask(
-            conn, C.CREATE_TOPIC_WITH_RETENTION, create_topic_with_retention_payload("x", 0, 0)
+        await conn.ask(
+            C.CREATE_TOPIC_WITH_RETENTION, create_topic_with_retention_payload("x", 0, 0)
         )
         await produce(conn, 1, [b"\x01\x00\x00\x00\x00"] * 3)
         await conn.close()
@@ -213,9 +208,9 @@ async def test_retention_runs_at_startup(tmp_path: Path) -> None:
 async def test_delete_topic_removes_directory(tmp_path: Path) -> None:
     async with LanceServer(tmp_path, port=0) as server:
         conn = await RawConn.open(server.port)
-        await ask(conn, C.CREATE_TOPIC, create_topic_payload("d"))
+        await conn.ask(C.CREATE_TOPIC, create_topic_payload("d"))
         await produce(conn, 1, [b"\x01\x00\x00\x00\x00"])
-        assert await ask(conn, C.DELETE_TOPIC, struct.pack("<I", 1)) == build_control_frame(
+        assert await conn.ask(C.DELETE_TOPIC, struct.pack("<I", 1)) == build_control_frame(
             C.TOPIC_RESPONSE, b'{"deleted":1}'
         )
         assert not (tmp_path / "segments" / "d").exists()
