@@ -256,7 +256,7 @@ async def setup_topics(data_dir: Path, names: list[str]) -> None:
     async with LanceServer(data_dir, port=0) as server:
         conn = await RawConn.open(server.port)
         for topic, name in enumerate(names, 1):
-            await ask(conn, C.CREATE_TOPIC, create_topic_payload(name))
+            await conn.ask(C.CREATE_TOPIC, create_topic_payload(name))
             await produce(conn, topic, [encode_values([name.encode()])])
         await conn.close()
 
@@ -270,7 +270,7 @@ async def test_a_bad_metadata_json_skips_that_topic_and_the_server_starts(
     (tmp_path / "segments" / "bad" / "metadata.json").write_bytes(content)
     async with LanceServer(tmp_path, port=0) as server:
         conn = await RawConn.open(server.port)
-        listing = await ask(conn, C.LIST_TOPICS)
+        listing = await conn.ask(C.LIST_TOPICS)
         assert [t["name"] for t in json.loads(listing[HEADER_SIZE:])["topics"]] == ["good"]
         assert (await fetch(conn, 1, 0, 100))[2] == encode_values([b"good"])
         await conn.close()
@@ -289,7 +289,7 @@ async def test_a_deleted_topic_never_leaves_a_loadable_metadata_json(
     async with LanceServer(tmp_path, port=0) as server:
         monkeypatch.setattr("shutil.rmtree", refuse)
         conn = await RawConn.open(server.port)
-        await ask(conn, C.DELETE_TOPIC, struct.pack("<I", 2))
+        await conn.ask(C.DELETE_TOPIC, struct.pack("<I", 2))
         await conn.close()
         monkeypatch.undo()
     (tombstone,) = (p for p in (tmp_path / "segments").iterdir() if p.name.startswith("."))
