@@ -1,10 +1,10 @@
 """`lnc_client.sync`: the blocking API, for scripts, notebooks and WSGI apps.
 
-`Producer`, `StandaloneConsumer`, `LanceClient`, `SendHandle`, `SerializingProducer` and
-`DeserializingConsumer` here have the methods of the asyncio classes of the same names, with the
-same arguments (but `pool=`), results, errors and guarantees, but each call blocks until it is
-done: `with Producer("127.0.0.1:1992") as producer: producer.send("events", b"x")`. A test
-compares the public methods and parameters of both sides.
+`Producer`, `StandaloneConsumer`, `StreamingConsumer`, `LanceClient`, `SendHandle`,
+`SerializingProducer` and `DeserializingConsumer` here have the methods of the asyncio classes
+of the same names, with the same arguments (but `pool=`), results, errors and guarantees, but
+each call blocks until it is done: `with Producer("127.0.0.1:1992") as producer:
+producer.send("events", b"x")`. A test compares the public methods and parameters of both sides.
 
 Record loops (`for record in consumer`, `records(limit=)`, `DeserializingConsumer.messages()`)
 run in the caller's thread on `consumer.iteration.RecordLoop`, as the asyncio ones do: a loop
@@ -45,9 +45,20 @@ import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
-from typing import Any, Concatenate, Final, Generic, ParamSpec, Self, TypeVar, cast, overload
+from typing import (
+    Any,
+    ClassVar,
+    Concatenate,
+    Final,
+    Generic,
+    ParamSpec,
+    Self,
+    TypeVar,
+    cast,
+    overload,
+)
 
-from lnc_client import admin, consumer, producer, serde
+from lnc_client import admin, consumer, producer, serde, streaming
 from lnc_client._lifecycle import AsyncLifecycle
 from lnc_client.config import Addresses, ClientConfig, ProducerConfig, StandaloneConfig
 from lnc_client.consumer.iteration import RecordLoop
@@ -65,6 +76,7 @@ __all__ = [
     "SendHandle",
     "SerializingProducer",
     "StandaloneConsumer",
+    "StreamingConsumer",
     "shutdown",
 ]
 
@@ -428,6 +440,8 @@ class StandaloneConsumer(_Blocking[consumer.StandaloneConsumer]):
         on_commit: Called (in the loop thread) with the offset after every commit.
     """
 
+    _ASYNC: ClassVar[type[consumer.StandaloneConsumer]] = consumer.StandaloneConsumer
+
     def __init__(
         self,
         address: Addresses,
@@ -438,11 +452,7 @@ class StandaloneConsumer(_Blocking[consumer.StandaloneConsumer]):
     ) -> None:
         super().__init__(
             _RUNNER.run(
-                _build(
-                    lambda: consumer.StandaloneConsumer(
-                        address, config, offset_store, on_commit=on_commit
-                    )
-                )
+                _build(lambda: self._ASYNC(address, config, offset_store, on_commit=on_commit))
             )
         )
         self._poll_lock = threading.Lock()
@@ -456,7 +466,7 @@ class StandaloneConsumer(_Blocking[consumer.StandaloneConsumer]):
         offset_store: OffsetStore | None = None,
         *,
         on_commit: Callable[[int], None] | None = None,
-    ) -> StandaloneConsumer:
+    ) -> Self:
         """Create a consumer and start it (see `lnc_client.StandaloneConsumer.connect`)."""
         return cls(address, config, offset_store, on_commit=on_commit).start()
 
@@ -567,6 +577,19 @@ class StandaloneConsumer(_Blocking[consumer.StandaloneConsumer]):
     rewind = _moves(_on_loop(consumer.StandaloneConsumer.rewind))
     seek_to_end = _moves(_on_loop(consumer.StandaloneConsumer.seek_to_end))
     metrics = _on_loop(consumer.StandaloneConsumer.metrics)
+
+
+class StreamingConsumer(StandaloneConsumer):
+    """The blocking `lnc_client.streaming.StreamingConsumer`: Subscribe and server-side offsets.
+
+    The arguments are those of `StandaloneConsumer`; `config.consumer_name` names the group.
+    """
+
+    _ASYNC = streaming.StreamingConsumer
+
+    def stop(self) -> None:
+        """`close()` under the Rust name: commit, Unsubscribe, disconnect."""
+        self.close()
 
 
 class LanceClient(_Blocking[admin.LanceClient]):

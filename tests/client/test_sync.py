@@ -30,6 +30,7 @@ from lnc_client.sync import (
     Producer,
     SerializingProducer,
     StandaloneConsumer,
+    StreamingConsumer,
     shutdown,
 )
 
@@ -350,3 +351,19 @@ def test_serializing_producer_and_deserializing_consumer(server: ServerThread) -
         batch = consumer.poll(5)
         assert batch is not None
         assert decoding.decode(batch)[0].value == {"n": 1}
+
+
+def test_streaming_consumer_resumes_from_the_server_side_commit(server: ServerThread) -> None:
+    produce_one_batch(server, "stream", b"s0", b"s1", b"s2")
+
+    def take(limit: int) -> list[bytes]:
+        consumer = StreamingConsumer.connect(server.address, reader("stream"))
+        try:
+            return [bytes(record.value) for record in consumer.records(limit=limit)]
+        finally:
+            consumer.stop()
+
+    assert take(2) == [b"s0", b"s1"]  # no offset store: the server's commit is the only one
+    assert take(1) == [b"s2"]
+    with pytest.raises(ValueError, match="consumer_name"):
+        StreamingConsumer(server.address, StandaloneConfig(topic_name="stream"))

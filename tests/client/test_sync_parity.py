@@ -16,10 +16,12 @@ import pytest
 
 import lnc_client
 from lnc_client import serde, sync
+from lnc_client.streaming import StreamingConsumer
 
 PAIRS: list[tuple[type, type]] = [
     (lnc_client.Producer, sync.Producer),
     (lnc_client.StandaloneConsumer, sync.StandaloneConsumer),
+    (StreamingConsumer, sync.StreamingConsumer),
     (lnc_client.LanceClient, sync.LanceClient),
     (lnc_client.SendHandle, sync.SendHandle),
     (serde.SerializingProducer, sync.SerializingProducer),
@@ -32,6 +34,8 @@ EXCLUDED: dict[tuple[str, str], str] = {
     ("Producer", "__init__(pool)"): POOL,
     ("StandaloneConsumer", "__init__(pool)"): POOL,
     ("StandaloneConsumer", "connect(pool)"): POOL,
+    ("StreamingConsumer", "__init__(pool)"): POOL,
+    ("StreamingConsumer", "connect(pool)"): POOL,
     ("LanceClient", "__init__(pool)"): POOL,
     ("SendHandle", "__init__"): "`send_handle()` makes the handles",
 }
