@@ -715,13 +715,8 @@ class DeserializingConsumer(Generic[K, V]):
 class SerializingProducer(_Facade[serde.SerializingProducer[K, V]]):
     """The blocking `lnc_client.serde.SerializingProducer`: sends Python objects.
 
-    `SerializingProducer(producer, JSON).send("events", {"n": 1}, key="a")`. Flushing and
-    closing stay on the wrapped producer (`.producer`).
-
-    Args:
-        producer: A blocking `Producer`.
-        value_serializer: Encodes values.
-        key_serializer: Encodes keys; by default keys are `str`, stored as UTF-8.
+    `SerializingProducer(producer, JSON).send("events", {"n": 1}, key="a")`: the arguments of
+    the asyncio class, with a blocking `Producer`, which keeps flushing and closing.
     """
 
     @overload
