@@ -59,7 +59,6 @@ from typing import (
 )
 
 from lnc_client import admin, consumer, producer, serde, streaming
-from lnc_client._lifecycle import AsyncLifecycle
 from lnc_client.config import Addresses, ClientConfig, ProducerConfig, StandaloneConfig
 from lnc_client.consumer.iteration import RecordLoop
 from lnc_client.errors import LanceError
@@ -67,6 +66,7 @@ from lnc_client.offsets import OffsetStore
 from lnc_client.producer import SendAck
 from lnc_client.producer.batch import RecordValue
 from lnc_client.protocol.records import RecordType, TlvRecord
+from lnc_client.reconnect import ConnectionState, StateListener
 from lnc_client.serde import Deserializer, Message, Serializer, StringSerde
 
 __all__ = [
@@ -85,7 +85,7 @@ _RAW: Final = int(RecordType.RAW_DATA)
 P = ParamSpec("P")
 R = TypeVar("R")
 W = TypeVar("W")
-A = TypeVar("A", bound=AsyncLifecycle)
+A = TypeVar("A", admin.LanceClient, producer.Producer, consumer.StandaloneConsumer)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -234,6 +234,18 @@ class _Blocking(_Facade[A]):
 
     def _before_close(self) -> None:
         """What the facade itself must do before the wrapped object closes (any thread)."""
+
+    @property
+    def connection_state(self) -> ConnectionState:
+        """Where the connection stands now (`ConnectionState`)."""
+        return self._async.connection_state
+
+    def on_connection_state(self, listener: StateListener) -> None:
+        """Call `listener(state)` at every change of `connection_state` from now on.
+
+        The listener runs in the loop thread: it must not block.
+        """
+        self._run(_build(lambda: self._async.on_connection_state(listener)))
 
     async def _close_quietly(self) -> None:
         # At interpreter exit an error has nowhere to go: the close is best effort.

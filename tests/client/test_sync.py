@@ -14,6 +14,7 @@ import pytest
 import lnc_client
 from lnc_client import (
     ClientConfig,
+    ConnectionState,
     LanceError,
     MemoryOffsetStore,
     ProducerConfig,
@@ -367,3 +368,12 @@ def test_streaming_consumer_resumes_from_the_server_side_commit(server: ServerTh
     assert take(1) == [b"s2"]
     with pytest.raises(ValueError, match="consumer_name"):
         StreamingConsumer(server.address, StandaloneConfig(topic_name="stream"))
+
+
+def test_connection_state_and_its_listener(server: ServerThread) -> None:
+    seen: list[ConnectionState] = []
+    with Producer(server.address) as producer:
+        assert producer.connection_state is ConnectionState.CONNECTED
+        producer.on_connection_state(seen.append)
+    assert producer.connection_state is ConnectionState.CLOSED
+    assert seen[-1] is ConnectionState.CLOSED
