@@ -137,3 +137,16 @@ async def test_standalone_records_limit_and_break_leave_the_rest_for_later(
     assert await take_standalone(2) == [b"r0", b"r1"]
     assert await take_standalone(None) == [b"r2"]
     assert await take_standalone(2) == [b"r2", b"r3"]
+
+
+async def test_seek_to_end_now_wins_over_the_step_back_of_an_open_record_loop(
+    events_server: ServerUnderTest,
+) -> None:
+    await produce(events_server, "r0", "r1", "r2")
+    settings = StandaloneConfig("solo", topic_name="events", poll_timeout_s=0.05)
+    async with StandaloneConsumer(events_server.address, settings) as consumer:
+        loop = consumer.records()
+        assert (await anext(loop)).value == b"r0"  # handed out, not finished
+        end = await consumer.seek_to_end_now()
+    assert consumer.committed_offset == end > 0
+    await loop.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import warnings
@@ -11,9 +12,28 @@ from pathlib import Path
 import pytest
 
 import lnc_client
-from lnc_client import ClientConfig, ProducerConfig, StandaloneConfig, TopicNotFoundError
+from lnc_client import (
+    ClientConfig,
+    ConnectionState,
+    LanceError,
+    MemoryOffsetStore,
+    ProducerConfig,
+    SendAck,
+    StandaloneConfig,
+    TlvRecord,
+    TopicNotFoundError,
+)
+from lnc_client.serde import JSON
 from lnc_client.server import ServerThread
-from lnc_client.sync import LanceClient, Producer, StandaloneConsumer, shutdown
+from lnc_client.sync import (
+    DeserializingConsumer,
+    LanceClient,
+    Producer,
+    SerializingProducer,
+    StandaloneConsumer,
+    StreamingConsumer,
+    shutdown,
+)
 
 from ..helpers import run_python
 
@@ -42,11 +62,7 @@ def test_admin_produce_consume_round_trip(server: ServerThread) -> None:
         assert producer.metrics().records_acked == 4
     config = StandaloneConfig("reader", topic_name="events", poll_timeout_s=0.05)
     with StandaloneConsumer(server.address, config) as consumer:
-        values = []
-        for record in consumer:
-            values.append(bytes(record.value))
-            if len(values) == 4:
-                break
+        values = [bytes(record.value) for record in consumer.records(limit=4)]
         assert values == [b"first", b"second", b"third", b"fourth"]
         assert consumer.lag == 0
         consumer.rewind()
@@ -173,3 +189,191 @@ def test_a_forked_child_gets_a_loop_of_its_own(server: ServerThread) -> None:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# --- record loops: limit, break, exception, close and seek, as in asyncio ----------------------
+
+
+def produce_one_batch(server: ServerThread, topic: str, *values: bytes) -> int:
+    """Send `values` as one batch; return the topic id."""
+    with Producer(server.address) as producer:
+        topic_id = producer.resolve_topic(topic, create=True)
+        producer.send_batch(topic_id, list(values))
+    return topic_id
+
+
+def reader(topic: str) -> StandaloneConfig:
+    return StandaloneConfig("solo", topic_name=topic, poll_timeout_s=0.05)
+
+
+def test_records_limit_and_break_leave_the_rest_of_the_batch_for_later(
+    server: ServerThread,
+) -> None:
+    produce_one_batch(server, "loop", b"r0", b"r1", b"r2", b"r3")
+    store = MemoryOffsetStore()
+
+    def take(limit: int | None) -> list[bytes]:
+        with StandaloneConsumer(server.address, reader("loop"), store) as consumer:
+            got = []
+            for record in consumer.records(limit=limit):
+                got.append(bytes(record.value))
+                if limit is None:
+                    break
+            return got
+
+    assert take(2) == [b"r0", b"r1"]
+    assert take(None) == [b"r2"]  # the record it broke on was not finished: delivered again
+    assert take(2) == [b"r2", b"r3"]
+    assert take(0) == []
+
+
+def test_an_exception_in_a_record_loop_does_not_commit_the_unprocessed_records(
+    server: ServerThread,
+) -> None:
+    produce_one_batch(server, "boom", b"ok", b"fails", b"later")
+    store = MemoryOffsetStore()
+
+    def process_all() -> None:
+        with StandaloneConsumer(server.address, reader("boom"), store) as consumer:
+            for record in consumer:
+                if record.value == b"fails":
+                    raise ValueError("fails")
+
+    with pytest.raises(ValueError, match="fails"):
+        process_all()
+    with StandaloneConsumer(server.address, reader("boom"), store) as again:
+        assert [bytes(r.value) for r in again.records(limit=2)] == [b"fails", b"later"]
+
+
+def test_close_steps_back_for_a_record_loop_that_is_still_open(server: ServerThread) -> None:
+    produce_one_batch(server, "open-loop", b"a", b"b", b"c")
+    consumer = StandaloneConsumer.connect(server.address, reader("open-loop"))
+    loop = consumer.records()
+    first = next(loop)
+    assert next(loop).value == b"b"  # handed out, not finished
+    consumer.close()  # the generator is still alive: close() itself steps back
+    assert consumer.committed_offset == first.total_size
+    loop.close()
+
+
+def test_an_explicit_seek_wins_over_the_step_back(server: ServerThread) -> None:
+    produce_one_batch(server, "seek-wins", b"a", b"b", b"c")
+    with StandaloneConsumer(server.address, reader("seek-wins")) as consumer:
+        loop = consumer.records()
+        next(loop)
+        end = consumer.seek_to_end_now()
+        assert end > 0
+    assert consumer.committed_offset == end
+    loop.close()
+
+
+def test_batches_limit(server: ServerThread) -> None:
+    produce_one_batch(server, "batches", b"x")
+    produce_one_batch(server, "batches", b"y")
+    with StandaloneConsumer(server.address, reader("batches")) as consumer:
+        got = [[bytes(r.value) for r in batch.records] for batch in consumer.batches(limit=1)]
+        assert got in ([[b"x"]], [[b"x", b"y"]])
+        assert len(list(consumer.batches(limit=0))) == 0
+
+
+def test_at_exit_a_consumer_left_inside_a_batch_commits_only_what_was_processed(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    produce_one_batch(server, "exit-loop", b"a", b"b", b"c")
+    offsets = tmp_path / "offsets"
+    script = (
+        "from lnc_client import StandaloneConfig\n"
+        "from lnc_client.sync import StandaloneConsumer\n"
+        f"config = StandaloneConfig('solo', topic_name='exit-loop', offset_dir={str(offsets)!r})\n"
+        f"consumer = StandaloneConsumer.connect({server.address!r}, config)\n"
+        "loop = iter(consumer)\n"
+        "assert next(loop).value == b'a' and next(loop).value == b'b'\n"
+    )
+    done = run_python(script)
+    assert (done.returncode, done.stderr) == (0, "")
+    config = StandaloneConfig("solo", topic_name="exit-loop", offset_dir=offsets)
+    with StandaloneConsumer(server.address, config) as again:
+        assert [bytes(r.value) for r in again.records(limit=2)] == [b"b", b"c"]
+
+
+# --- send_handle and serializers ----------------------------------------------------------------
+
+
+def test_send_handle_blocks_for_its_ack(server: ServerThread) -> None:
+    with Producer(server.address, ProducerConfig(linger_ms=600_000)) as producer:
+        topic_id = producer.resolve_topic("handles", create=True)
+        first = producer.send_handle(topic_id, b"one")
+        second = producer.send_handle("handles", b"two")
+        assert not second.done()
+        with pytest.raises(asyncio.InvalidStateError):
+            second.result()
+        producer.flush()
+        assert second.done()
+        assert second.exception() is None
+        assert second.wait(5) == second.result() == SendAck(first.batch_id, topic_id, 1)
+        assert first.wait() == SendAck(first.batch_id, topic_id, 0)
+
+
+def test_send_handle_reports_a_failed_batch(server: ServerThread) -> None:
+    with Producer(server.address) as producer:
+        handle = producer.send_handle(999_999, b"nowhere")
+        with pytest.raises(LanceError):
+            handle.wait(5)
+        assert isinstance(handle.exception(), LanceError)
+
+
+def test_serializing_producer_and_deserializing_consumer(server: ServerThread) -> None:
+    with Producer(server.address) as producer:
+        producer.resolve_topic("objects", create=True)
+        objects = SerializingProducer(producer, JSON)
+        assert objects.record({"n": 0}) == TlvRecord.json({"n": 0})
+        objects.send("objects", {"n": 1}, key="k1")
+        objects.send_async("objects", {"n": 2}, timestamp_ns=7)
+        objects.send_batch("objects", [{"n": 3}, {"n": 4}])
+        producer.flush()
+    store = MemoryOffsetStore()
+    with StandaloneConsumer(server.address, reader("objects"), store) as consumer:
+        decoding = DeserializingConsumer(consumer, JSON)
+        messages = []
+        for message in decoding:
+            messages.append(message)
+            if message.value == {"n": 3}:
+                break  # inside the last batch: {"n": 3} and {"n": 4} stay for later
+        assert [(m.key, m.value, m.timestamp_ns) for m in messages] == [
+            ("k1", {"n": 1}, None),
+            (None, {"n": 2}, 7),
+            (None, {"n": 3}, None),
+        ]
+    with StandaloneConsumer(server.address, reader("objects"), store) as consumer:
+        decoding = DeserializingConsumer(consumer, JSON)
+        values = decoding.values()
+        assert [next(values), next(values)] == [{"n": 3}, {"n": 4}]
+        consumer.rewind()
+        batch = consumer.poll(5)
+        assert batch is not None
+        assert decoding.decode(batch)[0].value == {"n": 1}
+
+
+def test_streaming_consumer_resumes_from_the_server_side_commit(server: ServerThread) -> None:
+    produce_one_batch(server, "stream", b"s0", b"s1", b"s2")
+
+    def take(limit: int) -> list[bytes]:
+        consumer = StreamingConsumer.connect(server.address, reader("stream"))
+        try:
+            return [bytes(record.value) for record in consumer.records(limit=limit)]
+        finally:
+            consumer.stop()
+
+    assert take(2) == [b"s0", b"s1"]  # no offset store: the server's commit is the only one
+    assert take(1) == [b"s2"]
+    with pytest.raises(ValueError, match="consumer_name"):
+        StreamingConsumer(server.address, StandaloneConfig(topic_name="stream"))
+
+
+def test_connection_state_and_its_listener(server: ServerThread) -> None:
+    seen: list[ConnectionState] = []
+    with Producer(server.address) as producer:
+        assert producer.connection_state is ConnectionState.CONNECTED
+        producer.on_connection_state(seen.append)
+    assert producer.connection_state is ConnectionState.CLOSED
+    assert seen[-1] is ConnectionState.CLOSED

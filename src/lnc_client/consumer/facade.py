@@ -336,6 +336,7 @@ class StandaloneConsumer(AsyncLifecycle, ConnectionWatch):
             LanceError: The tail fetch failed (after reconnects and retries within
                 `request_timeout_s`).
         """
+        self._record_loop.forget()
         return await self._fetcher.end_now()
 
     # --- committing and polling -----------------------------------------------------------

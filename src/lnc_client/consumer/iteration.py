@@ -2,28 +2,36 @@
 
 `batches()` hands out whole `PollResult`s; auto-commit (and `close()`) commit the consumer's
 `current_offset`, the end of the last batch handed out. A record loop (`records()`,
-`async for record in consumer`) can end inside a batch: a limit, a `break`, an exception. Then
-the rest of that batch was delivered but not processed, and a commit would skip it.
+`async for record in consumer`, and the blocking `for record in consumer` of `lnc_client.sync`)
+can end inside a batch: a limit, a `break`, an exception. Then the rest of that batch was
+delivered but not processed, and a commit would skip it.
 
 `RecordLoop` remembers, while a record loop runs, which record of which batch it handed out last
 (a record counts as processed when the loop asks for the next one). When the loop ends inside a
 batch, `rewind()` seeks the consumer back to that record: to its exact byte offset when the
 batch's records are stored one after another, to the batch start when they came in one
 compressed envelope (no offset inside it). It runs when the loop ends (`limit`, or the generator
-is closed) and, because Python finalises an abandoned async generator only later, also when the
+is closed) and, because Python finalises an abandoned generator only later, also when the
 consumer is closed or iterated again, whichever comes first. An explicit `seek` by the caller
 wins: it forgets the unfinished batch.
+
+`_hand_out` serves the asyncio loop (`records`) and the blocking one (`blocking`), which may
+hand out one item per record in place of the record itself (the decoded messages of
+`lnc_client.sync.DeserializingConsumer`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import length_hint
+from typing import TypeVar
 
 from lnc_client.consumer.result import PollResult
 from lnc_client.protocol.records import TlvRecord
 
 __all__ = ["RecordLoop"]
+
+T = TypeVar("T")
 
 
 class RecordLoop:
@@ -37,7 +45,7 @@ class RecordLoop:
     def __init__(self, seek: Callable[[int], None], closed: Callable[[], bool]) -> None:
         self._seek = seek
         self._closed = closed
-        self._pending: tuple[object, PollResult, int | Iterator[TlvRecord]] | None = None
+        self._pending: tuple[object, PollResult, int | Iterator[object]] | None = None
 
     def forget(self) -> None:
         """Drop the unfinished batch: the caller chose a new position (`seek`)."""
@@ -51,7 +59,7 @@ class RecordLoop:
         _, batch, position = pending
         if isinstance(position, int):
             index = position
-        else:  # the batch's record iterator: the record it gave out last is not processed yet
+        else:  # the batch's item iterator: the item it gave out last is not processed yet
             index = len(batch.records) - length_hint(position) - 1
         sizes = [record.total_size for record in batch.records]
         if sum(sizes) == batch.end_offset - batch.start_offset:
@@ -59,36 +67,80 @@ class RecordLoop:
         else:
             self._seek(batch.start_offset)
 
+    def _hand_out(
+        self, token: object, batch: PollResult, items: Sequence[T], left: int | None
+    ) -> tuple[Iterator[T], int | None]:
+        """The iterator that hands out `items` (one per record of `batch`), and what is left.
+
+        A whole batch goes out through one list iterator whose position `rewind` reads, so an
+        item costs nothing but its `yield`; only the batch that a limit ends inside is counted
+        item by item.
+        """
+        if left is not None and left < len(items):
+            return self._counted(token, batch, items, left), 0
+        handed_out = iter(items)
+        self._pending = (token, batch, handed_out)
+        return handed_out, None if left is None else left - len(items)
+
+    def _counted(
+        self, token: object, batch: PollResult, items: Sequence[T], count: int
+    ) -> Iterator[T]:
+        for index in range(count):
+            self._pending = (token, batch, index)
+            yield items[index]
+        self._pending = (token, batch, count)
+
+    def _finished(self, handed_out: Iterator[object]) -> None:
+        """The loop asked past the batch's last item: every item of it is processed."""
+        if self._pending is not None and self._pending[2] is handed_out:
+            self._pending = None
+
+    def _end(self, token: object) -> None:
+        if self._pending is not None and self._pending[0] is token:
+            self.rewind()
+
     async def records(
         self, batches: AsyncIterator[PollResult], limit: int | None
     ) -> AsyncIterator[TlvRecord]:
-        """Yield the records of `batches`, at most `limit`, tracking the unfinished batch.
-
-        A whole batch is handed out through one list iterator whose position `rewind` reads,
-        so a record costs nothing here but its `yield`; only the batch that a limit ends inside
-        is counted record by record.
-        """
+        """Yield the records of `batches`, at most `limit`, tracking the unfinished batch."""
         self.rewind()
-        token = object()
-        left = limit
+        token, left = object(), limit
         try:
+            if left is not None and left <= 0:
+                return
             async for batch in batches:
-                records = batch.records
-                if left is not None and left < len(records):
-                    for index in range(left):
-                        self._pending = (token, batch, index)
-                        yield records[index]
-                    self._pending = (token, batch, left)
-                    return
-                handed_out = iter(records)
-                self._pending = (token, batch, handed_out)
+                handed_out, left = self._hand_out(token, batch, batch.records, left)
                 for record in handed_out:
                     yield record
-                self._pending = None
-                if left is not None:
-                    left -= len(records)
-                    if not left:
-                        return
+                self._finished(handed_out)
+                if left == 0:
+                    return
         finally:
-            if self._pending is not None and self._pending[0] is token:
-                self.rewind()
+            self._end(token)
+
+    def blocking(
+        self,
+        batches: Iterator[PollResult],
+        limit: int | None,
+        items: Callable[[PollResult], Sequence[T]],
+    ) -> Iterator[T]:
+        """`records` for a blocking consumer: yield `items(batch)` of every batch, at most `limit`.
+
+        Args:
+            batches: The consumer's batches.
+            limit: How many items at most (None: as many as `batches` gives).
+            items: One item per record of the batch, in order (e.g. its records).
+        """
+        self.rewind()
+        token, left = object(), limit
+        try:
+            if left is not None and left <= 0:
+                return
+            for batch in batches:
+                handed_out, left = self._hand_out(token, batch, items(batch), left)
+                yield from handed_out
+                self._finished(handed_out)
+                if left == 0:
+                    return
+        finally:
+            self._end(token)
