@@ -370,10 +370,15 @@ class DeserializingConsumer(Generic[K, V]):
         )
 
     async def messages(self, *, timeout: float | None = None) -> AsyncIterator[Message[K, V]]:
-        """Yield every message, waiting as long as needed; ends when the consumer closes."""
-        async for batch in self.consumer.batches(timeout=timeout):
-            for message in self.decode(batch):
-                yield message
+        """Yield every message, waiting as long as needed; ends when the consumer closes.
+
+        As with `StandaloneConsumer.records()`, a message counts as processed when the loop asks
+        for the next one: a loop that ends inside a batch leaves the rest of it uncommitted.
+        """
+        # The consumer's own record loop (package-internal): one step-back rule for both.
+        loop = self.consumer._record_loop
+        async for message in loop.mapped(self.consumer.batches(timeout=timeout), None, self.decode):
+            yield message
 
     async def values(self, *, timeout: float | None = None) -> AsyncIterator[V | None]:
         """Yield every decoded value (None for a tombstone)."""

@@ -60,7 +60,7 @@ from typing import (
 
 from lnc_client import admin, consumer, producer, serde, streaming
 from lnc_client.config import Addresses, ClientConfig, ProducerConfig, StandaloneConfig
-from lnc_client.consumer.iteration import RecordLoop
+from lnc_client.consumer.iteration import RecordLoop, records_of
 from lnc_client.errors import LanceError
 from lnc_client.offsets import OffsetStore
 from lnc_client.producer import SendAck
@@ -295,10 +295,6 @@ async def _build(factory: Callable[[], R]) -> R:
     return factory()
 
 
-def _records_of(batch: consumer.PollResult) -> list[TlvRecord]:
-    return batch.records
-
-
 def _moves(
     method: Callable[Concatenate[_Facade[consumer.StandaloneConsumer], P], R],
 ) -> Callable[Concatenate[StandaloneConsumer, P], R]:
@@ -512,7 +508,7 @@ class StandaloneConsumer(_Blocking[consumer.StandaloneConsumer]):
         `break`, exception) leaves the rest of the batch for later: the consumer steps back
         before it closes or iterates again, so no commit covers an unprocessed record.
         """
-        return self._record_loop.blocking(self.batches(timeout=timeout), limit, _records_of)
+        return self._record_loop.blocking(self.batches(timeout=timeout), limit, records_of)
 
     def _step_back(self, offset: int) -> None:
         """The record loop's seek; also from the loop thread (closing at exit, a finaliser)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pydantic
@@ -90,6 +91,28 @@ async def test_consumer_with_a_deserializer_yields_decoded_messages(
     ]
     assert [m.offset for m in messages] == [0, 12, 32, 60]
     assert {(m.topic_id, m.topic_name) for m in messages} == {(lance_topic.id, lance_topic.name)}
+
+
+async def test_a_message_loop_left_inside_a_batch_leaves_the_rest_uncommitted(
+    lance_producer: Producer, lance_consumer: StandaloneConsumer, lance_topic: TopicInfo
+) -> None:
+    await lance_producer.send_batch(lance_topic.id, [TlvRecord.json({"n": n}) for n in range(3)])
+    decoding = DeserializingConsumer(lance_consumer, JSON)
+    async for message in decoding.messages(timeout=2):
+        assert message.value == {"n": 0}
+        break
+    # The loop stopped on the first message, unprocessed: the next loop starts from it, and
+    # closing commits nothing past it.
+    seen = []
+    async with asyncio.timeout(5):
+        async for message in decoding.messages(timeout=2):
+            seen.append(message.value)
+            if len(seen) == 2:
+                break
+    assert seen == [{"n": 0}, {"n": 1}]
+    await lance_consumer.close()
+    # {"n": 0} was processed; {"n": 1}, where the loop broke, was not.
+    assert lance_consumer.current_offset == TlvRecord.json({"n": 0}).total_size
 
 
 async def test_a_decode_error_names_topic_and_offset(

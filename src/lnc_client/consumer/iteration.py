@@ -15,9 +15,9 @@ is closed) and, because Python finalises an abandoned generator only later, also
 consumer is closed or iterated again, whichever comes first. An explicit `seek` by the caller
 wins: it forgets the unfinished batch.
 
-`_hand_out` serves the asyncio loop (`records`) and the blocking one (`blocking`), which may
-hand out one item per record in place of the record itself (the decoded messages of
-`lnc_client.sync.DeserializingConsumer`).
+`_hand_out` serves the asyncio loops (`records`, `mapped`) and the blocking one (`blocking`);
+`mapped` and `blocking` may hand out one item per record in place of the record itself (the
+decoded messages of `lnc_client.serde.DeserializingConsumer` and its blocking twin).
 """
 
 from __future__ import annotations
@@ -29,9 +29,14 @@ from typing import TypeVar
 from lnc_client.consumer.result import PollResult
 from lnc_client.protocol.records import TlvRecord
 
-__all__ = ["RecordLoop"]
+__all__ = ["RecordLoop", "records_of"]
 
 T = TypeVar("T")
+
+
+def records_of(batch: PollResult) -> list[TlvRecord]:
+    """The items of a plain record loop: the batch's own records."""
+    return batch.records
 
 
 class RecordLoop:
@@ -99,17 +104,32 @@ class RecordLoop:
         if self._pending is not None and self._pending[0] is token:
             self.rewind()
 
-    async def records(
+    def records(
         self, batches: AsyncIterator[PollResult], limit: int | None
     ) -> AsyncIterator[TlvRecord]:
         """Yield the records of `batches`, at most `limit`, tracking the unfinished batch."""
+        return self.mapped(batches, limit, records_of)
+
+    async def mapped(
+        self,
+        batches: AsyncIterator[PollResult],
+        limit: int | None,
+        items: Callable[[PollResult], Sequence[T]],
+    ) -> AsyncIterator[T]:
+        """`records`, yielding `items(batch)` of every batch (one item per record, in order).
+
+        Args:
+            batches: The consumer's batches.
+            limit: How many items at most (None: as many as `batches` gives).
+            items: One item per record of the batch, in order (e.g. its decoded messages).
+        """
         self.rewind()
         token, left = object(), limit
         try:
             if left is not None and left <= 0:
                 return
             async for batch in batches:
-                handed_out, left = self._hand_out(token, batch, batch.records, left)
+                handed_out, left = self._hand_out(token, batch, items(batch), left)
                 for record in handed_out:
                     yield record
                 self._finished(handed_out)
@@ -124,13 +144,7 @@ class RecordLoop:
         limit: int | None,
         items: Callable[[PollResult], Sequence[T]],
     ) -> Iterator[T]:
-        """`records` for a blocking consumer: yield `items(batch)` of every batch, at most `limit`.
-
-        Args:
-            batches: The consumer's batches.
-            limit: How many items at most (None: as many as `batches` gives).
-            items: One item per record of the batch, in order (e.g. its records).
-        """
+        """`mapped` for a blocking consumer (same arguments)."""
         self.rewind()
         token, left = object(), limit
         try:
