@@ -61,8 +61,10 @@ class Accumulator:
         self._shared = shared
         self._on_sealed = on_sealed
         self._batch_size = min(config.batch_size, MAX_PAYLOAD_SIZE)
-        self._big_record = MAX_PAYLOAD_SIZE - self._batch_size
-        """A record larger than this may not fit in its topic's open batch."""
+        self._header = pack_record_header(RAW, 0)
+        """The header of the last record appended (reused while type and length repeat)."""
+        self._header_size = RECORD_HEADER_SIZE
+        self._header_type = RAW
         self._linger_s = config.linger_ms / 1000
         self._compression = config.compression
         self._next_batch_id = 0
@@ -73,44 +75,70 @@ class Accumulator:
 
     # --- appending ------------------------------------------------------------------------------
 
-    def append(self, topic_id: int, data: RecordValue, size: int, record_type: int) -> Batch:
-        """Append one record of `size` TLV bytes (`len(data) + 5`) to its topic's batch.
+    def append(self, topic_id: int, data: RecordValue, record_type: int) -> Batch:
+        """Append one record to its topic's batch, opening one (or a fresh one) when needed.
 
-        `data` is bytes-like with `len()` counting bytes (`as_record_value`). When the append
-        fails (memory), the batch is left exactly as it was, and a batch opened for the record
-        is dropped again.
+        `data` is bytes-like with `len()` counting bytes (`as_record_value`); the caller has
+        made room in `buffer_memory` (`reserve`). When the append fails, the batch is left
+        exactly as it was, and a batch opened for the record is dropped again.
 
         Raises:
             ValueError: A record type outside 0x00-0xFE, a bad topic id, a record over 16 MiB.
             ConnectionError: The producer takes no records.
+            BackpressureError: The buffer filled up since the caller made room.
         """
         if not self._shared.accepting:
             self._shared.raise_if_unusable()
-        if record_type == RAW:
-            header = pack_record_header(RAW, size - RECORD_HEADER_SIZE)
-        elif isinstance(record_type, int) and 0 <= record_type < 0xFF:
-            header = pack_record_header(record_type, size - RECORD_HEADER_SIZE)
-        else:
-            raise ValueError(f"record_type must be 0x00-0xFE, not {record_type!r}")
+        size = len(data) + RECORD_HEADER_SIZE
+        header_of(record_type, 0)  # a bad record type opens no batch
         batch = self.open.get(topic_id)
         if batch is None:
             batch = self._open_batch(topic_id, size)
-        elif size > self._big_record and len(batch.buffer) + size > MAX_PAYLOAD_SIZE:
+        elif len(batch.buffer) + size > MAX_PAYLOAD_SIZE:
             self.seal(batch)
             batch = self._open_batch(topic_id, size)
+        try:
+            appended = self.append_open(topic_id, data, record_type)
+        finally:
+            if not batch.count:  # opened for this record: an open batch always holds a record
+                self._drop(batch)
+        if appended is None:
+            raise BackpressureError(f"buffer_memory ({self.limit} bytes) is full")
+        return batch
+
+    def append_open(self, topic_id: int, data: RecordValue, record_type: int) -> Batch | None:
+        """Append one record to its topic's open batch; None (nothing done) when it cannot.
+
+        This is the per-record fast path of every send: no batch to open, one dictionary
+        lookup, the 5-byte header reused while records keep their type and length, two
+        `bytearray` extends. It returns None, leaving everything as it was, when the topic has
+        no open batch, the record would not fit in it (16 MiB frame limit), the producer takes
+        no records, or `buffer_memory` is full (a record may always go into an empty buffer).
+
+        Raises:
+            ValueError: A record type outside 0x00-0xFE (nothing appended).
+        """
+        batch = self.open.get(topic_id)
+        if batch is None or not self._shared.accepting:
+            return None
+        size = len(data) + RECORD_HEADER_SIZE
+        buffered = self.buffered + size
         buffer = batch.buffer
         mark = len(buffer)
+        if (buffered > self.limit and self.buffered) or mark + size > MAX_PAYLOAD_SIZE:
+            return None
+        if size != self._header_size or record_type != self._header_type:
+            self._header = header_of(record_type, size - RECORD_HEADER_SIZE)
+            self._header_size, self._header_type = size, record_type
         try:
-            buffer += header
+            buffer += self._header
             buffer += data
         except BaseException:
             del buffer[mark:]
-            if not mark:  # opened for this record: an open batch always holds a record
-                self._drop(batch)
             raise
         batch.count += 1
-        self.buffered += size
-        if len(buffer) >= self._batch_size:
+        self.buffered = buffered
+        if mark + size >= self._batch_size:
             self.seal(batch)
         return batch
 
@@ -278,6 +306,17 @@ class Accumulator:
                 waiter.set_result(None)
 
 
+def header_of(record_type: int, length: int) -> bytes:
+    """The 5-byte TLV header of a record.
+
+    Raises:
+        ValueError: A record type outside 0x00-0xFE.
+    """
+    if isinstance(record_type, int) and 0 <= record_type < 0xFF:
+        return pack_record_header(record_type, length)
+    raise ValueError(f"record_type must be 0x00-0xFE, not {record_type!r}")
+
+
 def encode_chunks(
     records: Sequence[bytes] | Sequence[TlvRecord], record_type: int
 ) -> list[tuple[int, bytes]]:
@@ -293,8 +332,7 @@ def encode_chunks(
             raise TypeError("send_batch takes all bytes or all TlvRecord values")
         return _split(typed, encode_records, lambda r: r.total_size)
     values = cast("Sequence[bytes]", records)
-    if not 0 <= record_type < 0xFF:
-        raise ValueError(f"record_type must be 0x00-0xFE, not {record_type!r}")
+    header_of(record_type, 0)  # the record type is checked before anything is encoded
     payload = encode_values(values, record_type)
     if len(payload) <= MAX_PAYLOAD_SIZE:
         return [(len(values), payload)]

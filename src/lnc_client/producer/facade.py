@@ -68,6 +68,7 @@ class Producer(AsyncLifecycle, ConnectionWatch):
         self.config = config = config or ProducerConfig()
         self._shared = ProducerState()
         self._accumulator = Accumulator(config, self._shared, self._sealed)
+        self._append_open = self._accumulator.append_open
         self._window = Window(
             [*address_list(address), *config.seeds],
             config,
@@ -227,6 +228,10 @@ class Producer(AsyncLifecycle, ConnectionWatch):
             BackpressureError: The buffer stayed full (or is full under the RAISE policy).
             ConnectionError: The producer is closed, or lost its connection for good.
         """
+        if type(topic) is int and type(data) is bytes and topic_id is None:
+            batch = self._append_open(topic, data, record_type)  # the fast path, no await
+            if batch is not None:
+                return batch.batch_id
         if type(data) is not bytes:
             data = as_record_value(data)
         chosen = topic_id if topic is None else (topic if topic_id is None else None)
@@ -236,7 +241,7 @@ class Producer(AsyncLifecycle, ConnectionWatch):
         size = len(data) + RECORD_HEADER_SIZE
         if accumulator.buffered + size > accumulator.limit:
             await accumulator.reserve(size)
-        return accumulator.append(chosen, data, size, record_type).batch_id
+        return accumulator.append(chosen, data, record_type).batch_id
 
     def send_nowait(
         self,
@@ -263,6 +268,10 @@ class Producer(AsyncLifecycle, ConnectionWatch):
             BackpressureError: `buffer_memory` is full (whatever the policy).
             ValueError: A topic name that is not resolved yet.
         """
+        if type(topic) is int and type(data) is bytes and topic_id is None and callback is None:
+            fast = self._append_open(topic, data, record_type)
+            if fast is not None:
+                return fast.batch_id
         if type(data) is not bytes:
             data = as_record_value(data)
         chosen = self._topics.cached(topic, topic_id)
@@ -271,7 +280,7 @@ class Producer(AsyncLifecycle, ConnectionWatch):
         if accumulator.buffered and accumulator.buffered + size > accumulator.limit:
             self._shared.raise_if_unusable()
             raise BackpressureError(f"buffer_memory ({accumulator.limit} bytes) is full")
-        batch = accumulator.append(chosen, data, size, record_type)
+        batch = accumulator.append(chosen, data, record_type)
         if callback is not None:
             batch.add_callback(callback)
         return batch.batch_id
@@ -399,7 +408,7 @@ class Producer(AsyncLifecycle, ConnectionWatch):
         size = len(data) + RECORD_HEADER_SIZE
         if accumulator.buffered + size > accumulator.limit:
             await accumulator.reserve(size)
-        batch = accumulator.append(chosen, data, size, record_type)
+        batch = accumulator.append(chosen, data, record_type)
         batch.watched = True
         return batch
 
