@@ -21,7 +21,7 @@ from lnc_client.admin import LanceClient
 from lnc_client.config import ClientConfig, ProducerConfig, ReconnectConfig, parse_address
 from lnc_client.errors import TopicNotFoundError
 from lnc_client.producer import Producer
-from lnc_client.protocol.records import TlvRecord, decode_stream
+from lnc_client.protocol.records import RecordType, TlvRecord, decode_stream
 
 from .conftest import ServerUnderTest, start_server
 
@@ -118,6 +118,54 @@ async def test_a_refused_value_leaves_the_batch_exactly_as_it_was(
     await producer.flush()
     assert [r.value for r in await stored(server, 1)] == [b"good"] * len(WRONG_VALUES)
     assert producer.metrics().records_acked == len(WRONG_VALUES)
+
+
+@pytest.mark.parametrize("record_type", [0xFF, -1, 0x100, "1", 1.5, None])
+async def test_a_refused_record_type_leaves_an_open_batch_exactly_as_it_was(
+    server: ServerUnderTest, producer: Producer, record_type: object
+) -> None:
+    await producer.send_async(1, b"open")  # the next sends take the fast path
+    before = open_batch(producer, 1)
+    with pytest.raises(ValueError, match="record_type"):
+        await producer.send_async(1, b"bad", record_type=record_type)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="record_type"):
+        producer.send_nowait(1, b"bad", record_type=record_type)  # type: ignore[arg-type]
+    assert open_batch(producer, 1) == before
+    assert producer.metrics().buffered_bytes == len(b"open") + 5
+    await producer.send_async(1, b"after")
+    await producer.flush()
+    assert [r.value for r in await stored(server, 1)] == [b"open", b"after"]
+
+
+async def test_records_of_changing_type_and_length_in_one_batch_keep_their_headers(
+    server: ServerUnderTest, producer: Producer
+) -> None:
+    sent = [
+        TlvRecord(record_type, value)
+        for value in (b"", b"a", b"bb", b"a", b"x" * 300, b"a")
+        for record_type in (RecordType.RAW_DATA, RecordType.JSON, RecordType.RAW_DATA)
+    ]
+    for number, record in enumerate(sent):
+        if number % 2:
+            await producer.send_async(1, record.value, record_type=record.record_type)
+        else:
+            producer.send_nowait(1, record.value, record_type=record.record_type)
+    assert producer.metrics().batches_sent == 0  # all in one open batch
+    await producer.flush()
+    assert await stored(server, 1) == sent
+
+
+async def test_a_topic_that_only_equals_an_open_topic_id_is_not_taken_for_it(
+    server: ServerUnderTest, producer: Producer
+) -> None:
+    await producer.send_async(1, b"open")
+    before = open_batch(producer, 1)
+    for topic in (True, 1.0):
+        with pytest.raises((TypeError, ValueError)):
+            await producer.send_async(topic, b"x")  # type: ignore[arg-type]
+        with pytest.raises((TypeError, ValueError)):
+            producer.send_nowait(topic, b"x")  # type: ignore[arg-type]
+    assert open_batch(producer, 1) == before
 
 
 async def test_send_batch_refuses_a_wrong_value_before_anything_is_queued(

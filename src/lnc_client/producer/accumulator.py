@@ -1,6 +1,7 @@
 """The producer's accumulator: one open batch per topic, sealed into payloads; buffer memory.
 
-Data flow: `append` adds a record's TLV bytes (`[type u8][length u32 LE][value]`) to its topic's
+Data flow: `append_open` (every send's fast path; `append` opens a batch first when needed) adds
+a record's TLV bytes (`[type u8][length u32 LE][value]`, the header reused) to its topic's
 open batch (one `bytearray`); nothing else is allocated per record. The batch id is assigned
 when the batch opens. A batch is sealed when it reaches `batch_size` bytes, when its linger
 timer fires (armed once per batch), soon after someone awaits it (`expedite`), or on `seal_all`

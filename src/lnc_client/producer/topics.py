@@ -62,6 +62,7 @@ class TopicCache:
 
         Raises:
             ValueError: No topic, or two different ones.
+            TypeError: Neither an int nor a str.
             TopicNotFoundError: No topic of that name.
         """
         chosen = _chosen(topic, topic_id)
@@ -77,14 +78,12 @@ class TopicCache:
             TypeError: Neither an int nor a str.
         """
         chosen = _chosen(topic, topic_id)
-        if type(chosen) is int:
+        if isinstance(chosen, int):  # exactly an int (`_chosen`)
             return chosen
-        if isinstance(chosen, str):
-            cached = self._ids.get(chosen)
-            if cached is not None:
-                return cached
-            raise ValueError(f"topic {chosen!r} is not resolved yet: await resolve_topic() first")
-        raise TypeError(f"a topic is an int id or a str name, not {type(chosen).__name__}")
+        cached = self._ids.get(chosen)
+        if cached is not None:
+            return cached
+        raise ValueError(f"topic {chosen!r} is not resolved yet: await resolve_topic() first")
 
     def forget_id(self, topic_id: int) -> None:
         """Drop the names cached for `topic_id` (the server no longer knows it)."""
@@ -109,10 +108,17 @@ class TopicCache:
 
 
 def _chosen(topic: int | str | None, topic_id: int | None) -> int | str:
-    """The topic of a send, given positionally or as `topic_id=` (the same one if both)."""
+    """The topic of a send, given positionally or as `topic_id=` (the same one if both).
+
+    Raises:
+        ValueError: No topic, or two different ones.
+        TypeError: Neither an int nor a str (a bool or a float would alias a topic id).
+    """
     if topic is not None and topic_id is not None and topic != topic_id:
         raise ValueError("give the topic once: positionally or as topic_id=")
     chosen = topic_id if topic_id is not None else topic
     if chosen is None:
         raise ValueError("a topic (id or name) is required")
+    if type(chosen) is not int and not isinstance(chosen, str):  # True == 1 == 1.0: no alias
+        raise TypeError(f"a topic is an int id or a str name, not {type(chosen).__name__}")
     return chosen
