@@ -126,7 +126,8 @@ class Accumulator:
         buffered = self.buffered + size
         buffer = batch.buffer
         mark = len(buffer)
-        if (buffered > self.limit and self.buffered) or mark + size > MAX_PAYLOAD_SIZE:
+        end = mark + size
+        if (buffered > self.limit and self.buffered) or end > MAX_PAYLOAD_SIZE:
             return None
         if size != self._header_size or record_type != self._header_type:
             self._header = header_of(record_type, size - RECORD_HEADER_SIZE)
@@ -139,7 +140,7 @@ class Accumulator:
             raise
         batch.count += 1
         self.buffered = buffered
-        if mark + size >= self._batch_size:
+        if end >= self._batch_size:
             self.seal(batch)
         return batch
 
