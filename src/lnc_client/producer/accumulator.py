@@ -4,8 +4,12 @@ Data flow: `append` adds a record's TLV bytes (`[type u8][length u32 LE][value]`
 open batch (one `bytearray`); nothing else is allocated per record. The batch id is assigned
 when the batch opens. A batch is sealed when it reaches `batch_size` bytes, when its linger
 timer fires (armed once per batch), soon after someone awaits it (`expedite`), or on `seal_all`
-(flush, close, a full buffer). Sealing makes the payload (one LZ4 envelope when that is
-smaller) and hands the batch to `on_sealed`: the window, which sends it.
+(flush, close, a full buffer). Linger is Nagle-style: a batch opened while the window is `idle`
+(nothing queued or in flight) is sealed at the end of the loop iteration; a linger that expires
+while the window is `saturated` (full, or sealed batches waiting) makes the batch *due* instead,
+and the window seals due batches (`next_due`) as slots free; when the last in-flight batch is
+acked, the window makes every open batch due (`all_due`). Sealing makes the payload (one LZ4
+envelope when that is smaller) and hands the batch to `on_sealed`: the window, which sends it.
 
 The accumulator also keeps the account of `buffer_memory`: every record byte from its append
 until its batch settles. `reserve` waits (BLOCK policy) or raises (RAISE policy) while it is
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar, cast
 
@@ -47,19 +52,32 @@ class Accumulator:
         config: The producer's configuration.
         shared: The producer's lifecycle state.
         on_sealed: Takes every sealed batch (its payload set) to be sent.
+        idle: Whether nothing is queued or in flight (a new batch then goes at once).
+        saturated: Whether the window is full or sealed batches wait (linger then makes a
+            batch due instead of sealing it).
 
     Attributes:
         open: The open batch of each topic that has one.
+        due: Open batches to seal as soon as a window slot frees, oldest first.
         buffered: Record bytes held, open to settled.
         limit: `buffer_memory`.
     """
 
     def __init__(
-        self, config: ProducerConfig, shared: ProducerState, on_sealed: Callable[[Batch], None]
+        self,
+        config: ProducerConfig,
+        shared: ProducerState,
+        on_sealed: Callable[[Batch], None],
+        *,
+        idle: Callable[[], bool],
+        saturated: Callable[[], bool],
     ) -> None:
         self._config = config
         self._shared = shared
         self._on_sealed = on_sealed
+        self._idle = idle
+        self._saturated = saturated
+        self.due: deque[Batch] = deque()
         self._batch_size = min(config.batch_size, MAX_PAYLOAD_SIZE)
         self._big_record = MAX_PAYLOAD_SIZE - self._batch_size
         """A record larger than this may not fit in its topic's open batch."""
@@ -167,7 +185,12 @@ class Accumulator:
         if first_record > MAX_PAYLOAD_SIZE:
             raise ValueError(f"a record of {first_record} bytes exceeds the 16 MiB frame limit")
         batch = self._new_batch(topic_id)
-        batch.timer = self._shared.running().call_later(self._linger_s, self._linger_expired, batch)
+        loop = self._shared.running()
+        if self._idle():  # nothing on the way: a lone record does not wait (Nagle)
+            batch.expedited = True
+            batch.timer = loop.call_soon(self._linger_expired, batch)
+        else:
+            batch.timer = loop.call_later(self._linger_s, self._linger_expired, batch)
         self.open[topic_id] = batch
         return batch
 
@@ -182,20 +205,57 @@ class Accumulator:
     # --- sealing --------------------------------------------------------------------------------
 
     def _linger_expired(self, batch: Batch) -> None:
-        if self.open.get(batch.topic_id) is batch:
-            self.seal(batch)
+        if self.open.get(batch.topic_id) is not batch:
+            return
+        if self._saturated():
+            batch.timer = None
+            self.due.append(batch)  # sealed by the window when a slot frees
+            return
+        self.seal(batch)
+
+    def all_due(self) -> None:
+        """Make every open batch due (the window drained: what gathered goes now)."""
+        self.due.extend(self.open.values())
+
+    def next_due(self) -> Batch | None:
+        """Seal the oldest due batch still open and return it (not handed to `on_sealed`)."""
+        due = self.due
+        while due:
+            batch = due.popleft()
+            if self.open.get(batch.topic_id) is batch:
+                self._finish(batch, self._take_payload(batch))
+                return batch
+        return None
+
+    def live_due(self) -> list[Batch]:
+        """The due batches still open (those sealed meanwhile are forgotten here)."""
+        live = [batch for batch in self.due if self.open.get(batch.topic_id) is batch]
+        if len(live) != len(self.due):
+            self.due = deque(live)
+        return live
+
+    def take_expired_due(self, now: float) -> list[Batch]:
+        """Seal and remove the due batches whose delivery deadline has passed (to fail them)."""
+        expired = [batch for batch in self.live_due() if batch.deadline <= now]
+        if expired:
+            self.due = deque(batch for batch in self.due if batch.deadline > now)
+            for batch in expired:
+                self._finish(batch, self._take_payload(batch))
+        return expired
 
     def expedite(self, batch: Batch) -> None:
         """Seal `batch` at the end of this loop iteration (someone waits for its Ack)."""
-        if batch.expedited or self.open.get(batch.topic_id) is not batch:
-            return
+        if batch.expedited or batch.timer is None or self.open.get(batch.topic_id) is not batch:
+            return  # already on its way, or due (sealed as soon as a window slot frees)
         batch.expedited = True
-        assert batch.timer is not None
         batch.timer.cancel()
         batch.timer = self._shared.running().call_soon(self._linger_expired, batch)
 
     def seal(self, batch: Batch) -> None:
         """Close `batch` to appends and hand it on to be sent."""
+        self._queue(batch, self._take_payload(batch))
+
+    def _take_payload(self, batch: Batch) -> bytearray:
         if self.open.get(batch.topic_id) is batch:
             del self.open[batch.topic_id]
         if batch.timer is not None:
@@ -203,7 +263,7 @@ class Accumulator:
             batch.timer = None
         payload = batch.buffer  # sent as it is, never changed again: no copy
         batch.buffer = bytearray()
-        self._queue(batch, payload)
+        return payload
 
     def seal_all(self) -> None:
         """Seal every open batch."""
@@ -211,13 +271,16 @@ class Accumulator:
             self.seal(batch)
 
     def _queue(self, batch: Batch, payload: bytes | bytearray) -> None:
+        self._finish(batch, payload)
+        self._on_sealed(batch)
+
+    def _finish(self, batch: Batch, payload: bytes | bytearray) -> None:
         batch.size = len(payload)
         if self._compression:
             compressed = compress_records(payload)
             if len(compressed) < len(payload):
                 payload = compressed
         batch.payload = payload
-        self._on_sealed(batch)
 
     def drop_open(self) -> list[Batch]:
         """Remove the open batches (to fail them); their timers are cancelled."""
@@ -227,6 +290,7 @@ class Accumulator:
             if batch.timer is not None:
                 batch.timer.cancel()
         self.open.clear()
+        self.due.clear()
         return batches
 
     # --- memory ---------------------------------------------------------------------------------

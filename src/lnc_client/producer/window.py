@@ -158,6 +158,14 @@ class Window:
 
     # --- queueing and settling ------------------------------------------------------------------
 
+    def idle(self) -> bool:
+        """Whether no batch is queued or in flight."""
+        return not (self.in_flight or self.ready or self.retry)
+
+    def saturated(self) -> bool:
+        """Whether sealed batches wait for a slot, or every slot is taken."""
+        return bool(self.ready or self.retry) or len(self.in_flight) >= self._max_pending
+
     def enqueue(self, batch: Batch) -> None:
         """Queue a sealed batch and send what the window allows."""
         self.ready.append(batch)
@@ -198,8 +206,16 @@ class Window:
         assert self._on_done is not None
         in_flight, limit, counts = self.in_flight, self._max_pending, self.counts
         now = self._shared.now()
-        while (self.retry or self.ready) and len(in_flight) < limit:
-            batch = self.retry.pop(0) if self.retry else self.ready.popleft()
+        next_due = self._accumulator.next_due
+        while len(in_flight) < limit:
+            if self.retry:
+                batch = self.retry.pop(0)
+            elif self.ready:
+                batch = self.ready.popleft()
+            elif (due := next_due()) is not None:
+                batch = due
+            else:
+                break
             if batch.deadline <= now:
                 self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
                 continue
@@ -244,6 +260,8 @@ class Window:
         if batch.callbacks:
             for offset, callback in batch.callbacks:
                 self._call_back(callback, SendAck(batch.batch_id, batch.topic_id, offset), None)
+        if self.idle() and self._accumulator.open:
+            self._accumulator.all_due()  # Nagle: what gathered behind the last batch goes now
         self.pump()
 
     def _errored(self, batch: Batch, error: LanceError) -> None:
@@ -394,11 +412,12 @@ class Window:
             raise
 
     async def _advance(self) -> None:
-        if not (self.retry or self.ready):
+        due = self._accumulator.live_due()
+        if not (self.retry or self.ready or due):
             return
         conn = self._conn
         if conn is None or not conn.is_open:
-            queued = [*self.retry, *self.ready]
+            queued = [*self.retry, *self.ready, *due]
             conn = await self.manager.get(deadline=min(b.deadline for b in queued))
             if self.retry and self.retry[0].drops:
                 # the server hung up right after this batch before: make sure it is alive and
@@ -445,6 +464,8 @@ class Window:
                     self.ready = deque(kept)
                 for batch in expired:
                     self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
+        for batch in self._accumulator.take_expired_due(now):
+            self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
 
     def metrics(self) -> ProducerMetrics:
         """A snapshot of the counters, with the accumulator's buffered bytes."""
