@@ -312,42 +312,40 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             higher=False,
         )
     fsync = get("disk", "fsync_4k_p99_ms")
-    row(
-        "send ack p99 ms (<= 1.5 x 4 KiB fsync p99)",
-        get("send_latency", "ack_p99_ms"),
-        None if fsync is None else 1.5 * fsync,
-        higher=False,
-    )
-    row("ack p99.9 ms at 100k/s", get("ack_tail_100k", "ack_p999_ms"), 5.0, higher=False)
     ceiling = get("disk", "ceiling_mb_s")
-    row(
-        "batch API records/s (>= 0.8 x disk ceiling at 105 B/record)",
-        get("produce_batch_100B", "records_per_s"),
-        None if ceiling is None else 0.8 * ceiling * 1e6 / 105,
-        higher=True,
-    )
-    row(
-        "send_async records/s",
-        get("produce_send_async_100B", "records_per_s"),
-        3e6,
-        higher=True,
-    )
-    row(
-        "send_nowait records/s",
-        get("produce_send_nowait_100B", "records_per_s"),
-        4e6,
-        higher=True,
-    )
-    row("consume poll records/s", get("consume_poll_100B", "records_per_s"), 5e6, higher=True)
-    row("consume async-for records/s", get("consume_iter_100B", "records_per_s"), 5e6, higher=True)
     one = get("produce_send_async_100B", "records_per_s")
-    row(
-        "1,000 topics records/s (>= 0.5 x one topic)",
-        get("topics_1000_send_async", "records_per_s"),
-        None if one is None else 0.5 * one,
-        higher=True,
-    )
-    row("producer peak RSS MiB", get("producer_rss_10M", "peak_rss_mib"), 150.0, higher=False)
+    # (case, point, metric, target, higher is better)
+    table: list[tuple[str, str, str, float | None, bool]] = [
+        (
+            "send ack p99 ms (<= 1.5 x 4 KiB fsync p99)",
+            "send_latency",
+            "ack_p99_ms",
+            None if fsync is None else 1.5 * fsync,
+            False,
+        ),
+        ("ack p99.9 ms at 100k/s", "ack_tail_100k", "ack_p999_ms", 5.0, False),
+        (
+            "batch API records/s (>= 0.8 x disk ceiling at 105 B/record)",
+            "produce_batch_100B",
+            "records_per_s",
+            None if ceiling is None else 0.8 * ceiling * 1e6 / 105,
+            True,
+        ),
+        ("send_async records/s", "produce_send_async_100B", "records_per_s", 3e6, True),
+        ("send_nowait records/s", "produce_send_nowait_100B", "records_per_s", 4e6, True),
+        ("consume poll records/s", "consume_poll_100B", "records_per_s", 5e6, True),
+        ("consume async-for records/s", "consume_iter_100B", "records_per_s", 5e6, True),
+        (
+            "1,000 topics records/s (>= 0.5 x one topic)",
+            "topics_1000_send_async",
+            "records_per_s",
+            None if one is None else 0.5 * one,
+            True,
+        ),
+        ("producer peak RSS MiB", "producer_rss_10M", "peak_rss_mib", 150.0, False),
+    ]
+    for case, point, metric, limit, higher in table:
+        row(case, get(point, metric), limit, higher=higher)
     return rows
 
 
