@@ -13,11 +13,13 @@ Records carry no payload meaning except in the latency cases, whose first 8 byte
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import struct
 import tempfile
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,6 +50,67 @@ def cpu_seconds() -> float:
     """User + system CPU seconds of this process so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu_seconds() -> float:
+    """utime + stime of the server process (all threads), 0 when its pid is unknown."""
+    pid = os.environ.get("LNC_BENCH_SERVER_PID")
+    if not pid:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Meter:
+    """Wall time, this process's CPU and the server's CPU over a timed section."""
+
+    def __init__(self) -> None:
+        self.cpu, self.server = cpu_seconds(), server_cpu_seconds()
+        self.started = time.perf_counter()
+
+    def rates(self, records: int, size: int) -> Metrics:
+        """Records/s, MB/s and the CPU per record of both sides since the meter started."""
+        elapsed = time.perf_counter() - self.started
+        cpu, server = cpu_seconds() - self.cpu, server_cpu_seconds() - self.server
+        return {
+            "records_per_s": records / elapsed,
+            "payload_mb_s": records * size / elapsed / 1e6,
+            "client_cpu_us_per_record": cpu / records * 1e6,
+            "server_cpu_us_per_record": server / records * 1e6,
+            "server_cpu_pct": server / elapsed * 100,
+        }
+
+
+class GcWatch:
+    """Counts this process's garbage collections and their longest pause while active."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self.full = 0
+        self._started = 0.0
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._started)
+            self.full += info["generation"] == 2
+
+    def metrics(self) -> Metrics:
+        """Collections, full (gen 2) collections and the longest pause."""
+        return {
+            "gc_collections": float(len(self.pauses)),
+            "gc_full_collections": float(self.full),
+            "gc_max_pause_ms": max(self.pauses, default=0.0) * 1e3,
+        }
 
 
 def latency_metrics(prefix: str, seconds: list[float]) -> Metrics:
@@ -134,24 +197,14 @@ async def produce_batch(address: str, params: Params) -> Metrics:
         await producer.flush()
 
     try:
-        cpu, started = cpu_seconds(), time.perf_counter()
+        meter = Meter()
         await asyncio.gather(*(run(p) for p in producers))
-        elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         acked = sum(p.metrics().records_acked for p in producers)
+        result = meter.rates(acked, size)
     finally:
         for producer in producers:
             await producer.close()
-    return _rates(acked, size, elapsed, cpu)
-
-
-def _rates(records: int, size: int, elapsed: float, cpu: float) -> Metrics:
-    return {
-        "records_per_s": records / elapsed,
-        "payload_mb_s": records * size / elapsed / 1e6,
-        "client_cpu_us_per_record": cpu / records * 1e6,
-        "records": float(records),
-        "seconds": elapsed,
-    }
+    return result
 
 
 async def produce_records(address: str, params: Params) -> Metrics:
@@ -163,7 +216,7 @@ async def produce_records(address: str, params: Params) -> Metrics:
     records = params["records"]
     config = ProducerConfig(buffer_memory=BIG_BUFFER)
     async with Producer(address, config) as producer:
-        cpu, started = cpu_seconds(), time.perf_counter()
+        meter = Meter()
         if mode == "send_async":
             send_async = producer.send_async
             if topic_count == 1:
@@ -176,9 +229,8 @@ async def produce_records(address: str, params: Params) -> Metrics:
         else:
             await _nowait_loop(producer, topics, value, records)
         await producer.flush()
-        elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
         metrics = producer.metrics()
-    result = _rates(metrics.records_acked, size, elapsed, cpu)
+        result = meter.rates(metrics.records_acked, size)
     result["records_per_batch"] = metrics.records_acked / max(1, metrics.batches_acked)
     return result
 
@@ -274,11 +326,8 @@ async def end_to_end(address: str, params: Params) -> Metrics:
                     delivered.append((now - _STAMP.unpack_from(record.value)[0]) / 1e9)
             done.set()
 
-        def on_ack(ack: SendAck | None, error: LanceError | None, sent: int) -> None:
-            acks.append((time.perf_counter_ns() - sent) / 1e9)
-
         reader = asyncio.create_task(consume())
-        await _paced(producer, topic, filler, rate, total, on_ack)
+        await _paced(producer, topic, filler, rate, total, acks)
         try:
             await asyncio.wait_for(done.wait(), timeout=30)
         finally:
@@ -300,24 +349,29 @@ async def _idle_cpu(consumer: StandaloneConsumer, seconds: float) -> float:
 
 
 async def _paced(
-    producer: Producer,
-    topic: int,
-    filler: bytes,
-    rate: float,
-    total: int,
-    on_ack: Callable[[SendAck | None, LanceError | None, int], None],
+    producer: Producer, topic: int, filler: bytes, rate: float, total: int, acks: list[float]
 ) -> None:
-    """Send `total` records at `rate` per second: every 1 ms, the records due by then."""
+    """Send `total` records at `rate` per second (every 1 ms, the records due by then).
+
+    Each record's ack latency (send to its callback) goes to `acks`. The harness allocates
+    nothing the garbage collector tracks per record (one bound callback, int stamps in a
+    deque: one topic acks in send order), so a GC tail measured here is the library's.
+    """
+    stamps: deque[int] = deque()
+    pop, now_ns = stamps.popleft, time.perf_counter_ns
+
+    def on_ack(ack: SendAck | None, error: LanceError | None) -> None:
+        acks.append((now_ns() - pop()) / 1e9)
+
     started = time.perf_counter()
     sent = 0
-    pack = _STAMP.pack
+    pack, send_nowait, push = _STAMP.pack, producer.send_nowait, stamps.append
     while sent < total:
         due = min(total, int((time.perf_counter() - started) * rate) + 1)
         while sent < due:
-            stamp = time.perf_counter_ns()
-            producer.send_nowait(
-                topic, pack(stamp) + filler, callback=lambda a, e, s=stamp: on_ack(a, e, s)
-            )
+            stamp = now_ns()
+            push(stamp)
+            send_nowait(topic, pack(stamp) + filler, callback=on_ack)
             sent += 1
         await asyncio.sleep(0.001)
 
@@ -329,15 +383,12 @@ async def ack_tail(address: str, params: Params) -> Metrics:
     acks: list[float] = []
     filler = b"t" * (size - 8)
     total = int(rate * seconds)
-
-    def on_ack(ack: SendAck | None, error: LanceError | None, sent: int) -> None:
-        acks.append((time.perf_counter_ns() - sent) / 1e9)
-
     async with Producer(address, ProducerConfig(**params.get("producer", {}))) as producer:
-        await _paced(producer, topic, filler, rate, total, on_ack)
-        await producer.flush()
+        with GcWatch() as watch:
+            await _paced(producer, topic, filler, rate, total, acks)
+            await producer.flush()
     skip = len(acks) // 20
-    return latency_metrics("ack", acks[skip:])
+    return {**latency_metrics("ack", acks[skip:]), **watch.metrics()}
 
 
 # --- consuming -----------------------------------------------------------------------------------
@@ -350,7 +401,7 @@ async def consume(address: str, params: Params) -> Metrics:
     config = StandaloneConfig(f"c-{mode}", topic, auto_commit_interval_s=None, poll_timeout_s=5.0)
     async with StandaloneConsumer(address, config) as consumer:
         received = 0
-        cpu, started = cpu_seconds(), time.perf_counter()
+        meter = Meter()
         if mode == "iter":
             async for _record in consumer:
                 received += 1
@@ -361,8 +412,7 @@ async def consume(address: str, params: Params) -> Metrics:
                 result = await consumer.poll()
                 if result is not None:
                     received += len(result.records)
-        elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    return _rates(received, size, elapsed, cpu)
+        return meter.rates(received, size)
 
 
 async def _fill(address: str, records: int, size: int) -> int:

@@ -4,7 +4,7 @@
 
 For every point and metric present in both files (first variant of each unless `--variant`),
 the medians are compared in the metric's own direction, read from its name: `*_per_s` and
-`*_mb_s` are better higher; `*_ms`, `*_us*`, `*_pct`, `*_mib` and `*_per_m_records` better
+`*_mb_s` are better higher; `*_ms`, `*_us*`, `*_pct` and `*_mib` better
 lower. A metric is a regression when NEW is worse than BASELINE by more than the threshold
 (higher-better: new < base x (1 - t); lower-better: new > base x (1 + t)).
 
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 HIGHER = ("_per_s", "_mb_s")
-LOWER = ("_ms", "_us", "_us_per_record", "_pct", "_mib", "_per_m_records")
+LOWER = ("_ms", "_us", "_us_per_record", "_pct", "_mib")
 UNGATED_POINTS = ("disk",)
 TAILS = ("_p999_ms", "_max_ms")
 

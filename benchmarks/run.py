@@ -9,8 +9,9 @@ point:
    (or `--server lance`: the real Rust server, built at `--lance-bin`), as a subprocess;
 2. runs the case in a fresh child process (`run.py --child CASE`, see `cases.py`), which
    prints one JSON line of metrics;
-3. reads the server's CPU (utime + stime of /proc/<pid>/stat, all threads) before and after,
-   giving `server_cpu_s_per_m_records` for cases that report `records`;
+3. the case reads the server's CPU (utime + stime of /proc/<pid>/stat, all threads; the pid
+   comes in `LNC_BENCH_SERVER_PID`) around its timed section only, giving
+   `server_cpu_us_per_record` (= seconds per million records) and `server_cpu_pct`;
 4. stops the server (SIGTERM, then SIGKILL) and deletes the directory.
 
 The output JSON holds per variant and point: median, min, max and spread ((max - min) /
@@ -45,7 +46,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 DEFAULT_SRC = HERE.parent / "src"
 DEFAULT_LANCE = Path("/work/lance-build/src/target/release")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def matrix(quick: bool) -> list[Point]:
         Point(
             "topics_1000_send_async",
             "produce_records",
-            {"size": 100, "mode": "send_async", "topics": 1000, "records": n_rec // 2},
+            {"size": 100, "mode": "send_async", "topics": 1000, "records": n_rec * 2},
         ),
         Point("ack_tail_100k", "ack_tail", {"size": 100, "rate": 100_000, "seconds": seconds}),
         Point(
@@ -163,7 +163,7 @@ def free_port() -> int:
 
 
 class Server:
-    """A server subprocess on a fresh data directory; CPU read from /proc/<pid>/stat."""
+    """A server subprocess on a fresh data directory."""
 
     def __init__(self, kind: str, src: Path, lance_bin: Path, data_root: str | None) -> None:
         self.data_dir = tempfile.mkdtemp(prefix="lnc-bench-", dir=data_root)
@@ -199,10 +199,6 @@ class Server:
                 self.stop()
                 raise RuntimeError(f"the server did not start: {line!r}")
             self.address = line.removeprefix("listening on ")
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -243,28 +239,22 @@ def run_point(point: Point, src: Path, args: argparse.Namespace) -> dict[str, fl
         params = dict(point.params)
         if point.case == "disk":
             params["dir"] = server.data_dir
-        before = server.cpu_seconds()
+        env = _env(src)
+        env["LNC_BENCH_SERVER_PID"] = str(server.process.pid)
         child = subprocess.run(
             [sys.executable, str(HERE / "run.py"), "--child", point.case, server.address],
             input=json.dumps(params),
             capture_output=True,
             text=True,
-            env=_env(src),
+            env=env,
             timeout=args.case_timeout,
             check=False,
         )
-        server_cpu = server.cpu_seconds() - before
     finally:
         server.stop()
     if child.returncode != 0:
         raise RuntimeError(f"{point.name} failed:\n{child.stderr[-3000:]}")
     metrics: dict[str, float] = json.loads(child.stdout.strip().splitlines()[-1])
-    records = metrics.pop("records", None)
-    seconds = metrics.pop("seconds", None)
-    if records:
-        metrics["server_cpu_s_per_m_records"] = server_cpu / records * 1e6
-        if seconds:
-            metrics["server_cpu_pct"] = server_cpu / seconds * 100
     return metrics
 
 

@@ -50,7 +50,7 @@ def write(tmp_path: Path, name: str, points: dict[str, dict[str, float]]) -> Pat
         ("client_cpu_us_per_record", False),
         ("idle_consumer_cpu_pct", False),
         ("peak_rss_mib", False),
-        ("server_cpu_s_per_m_records", False),
+        ("server_cpu_us_per_record", False),
         ("records_per_batch", None),
     ],
 )

@@ -258,7 +258,7 @@ class Window:
         if future is not None and not future.done():
             future.set_result(None)
         if batch.callbacks:
-            for offset, callback in batch.callbacks:
+            for offset, callback in zip(batch.callback_offsets, batch.callbacks, strict=True):
                 self._call_back(callback, SendAck(batch.batch_id, batch.topic_id, offset), None)
         if self.idle() and self._accumulator.open:
             self._accumulator.all_due()  # Nagle: what gathered behind the last batch goes now
@@ -344,7 +344,7 @@ class Window:
             future.set_exception(error)
             future.exception()  # retrieved here: flush and the waiters read it explicitly
         if batch.callbacks:
-            for _, callback in batch.callbacks:
+            for callback in batch.callbacks:
                 self._call_back(callback, None, error)
         if not batch.watched:
             self._unreported_count += 1
