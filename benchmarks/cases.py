@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from lnc_client.admin import LanceClient
+from lnc_client.cli.workload import percentile  # the one `lnc bench` uses
 from lnc_client.config import ClientConfig, ProducerConfig, StandaloneConfig, parse_address
 from lnc_client.connection import Connection
 from lnc_client.consumer import StandaloneConsumer
@@ -36,14 +37,6 @@ Case = Callable[[str, Params], Awaitable[Metrics]]
 
 _STAMP = struct.Struct("<q")
 BIG_BUFFER = 256 * 1024 * 1024
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of already sorted samples."""
-    if not samples:
-        return float("nan")
-    index = min(len(samples) - 1, max(0, round(fraction * len(samples)) - 1))
-    return samples[index]
 
 
 def cpu_seconds() -> float:
