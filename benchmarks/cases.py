@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import re
 import resource
 import struct
 import tempfile
@@ -201,15 +202,20 @@ async def produce_batch(address: str, params: Params) -> Metrics:
 
 
 async def produce_records(address: str, params: Params) -> Metrics:
-    """One record per call (`send_async` or `send_nowait`) round-robin over `topics`, then flush."""
+    """One record per call (`send_async` or `send_nowait`) round-robin over `topics`, then flush.
+
+    With `connections` > 1, that many producers (one connection each) share the records.
+    """
     size, mode, topic_count = params["size"], params["mode"], params["topics"]
     names = [f"rec-{os.getpid()}-{i}" for i in range(topic_count)]
     topics = await create_topics(address, names)
     value = _value(size)
-    records = params["records"]
+    count = params.get("connections", 1)
+    records = params["records"] // count
     config = ProducerConfig(buffer_memory=BIG_BUFFER)
-    async with Producer(address, config) as producer:
-        meter = Meter()
+    producers = [await Producer.connect(address, config) for _ in range(count)]
+
+    async def run(producer: Producer) -> None:
         if mode == "send_async":
             send_async = producer.send_async
             if topic_count == 1:
@@ -222,10 +228,55 @@ async def produce_records(address: str, params: Params) -> Metrics:
         else:
             await _nowait_loop(producer, topics, value, records)
         await producer.flush()
-        metrics = producer.metrics()
-        result = meter.rates(metrics.records_acked, size)
-    result["records_per_batch"] = metrics.records_acked / max(1, metrics.batches_acked)
+
+    try:
+        meter = Meter()
+        await asyncio.gather(*(run(p) for p in producers))
+        acked = sum(p.metrics().records_acked for p in producers)
+        batches = sum(p.metrics().batches_acked for p in producers)
+        result = meter.rates(acked, size)
+    finally:
+        for producer in producers:
+            await producer.close()
+    result["records_per_batch"] = acked / max(1, batches)
     return result
+
+
+async def rust_lnc_bench(address: str, params: Params) -> Metrics:
+    """Lance's own Rust benchmark client (`lnc-bench`) against the same server.
+
+    Runs `lnc-bench -e ADDRESS -s SIZE -c CONNECTIONS -d SECONDS -w 1` with its defaults
+    otherwise (64 KiB batches, 1 ms linger, 64 in flight per connection) and reads its report.
+    """
+    command = [
+        params["bin"],
+        "-e",
+        address,
+        "-s",
+        str(params["size"]),
+        "-c",
+        str(params["connections"]),
+        "-d",
+        str(params["seconds"]),
+        "-w",
+        "1",
+        "--skip-latency-gate",
+        "--min-throughput-msgs-per-sec",
+        "0",
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", output.decode(errors="replace"))
+    found = dict(re.findall(r"(Msg/sec|p50|p99|p99\.9):\s+([0-9.]+)", text))
+    if process.returncode != 0 or "Msg/sec" not in found:
+        raise RuntimeError(f"lnc-bench failed ({process.returncode}):\n{text[-2000:]}")
+    return {
+        "records_per_s": float(found["Msg/sec"]),
+        "ack_p50_ms": float(found.get("p50", "nan")),
+        "ack_p99_ms": float(found.get("p99", "nan")),
+    }
 
 
 async def _nowait_loop(producer: Producer, topics: list[int], value: bytes, records: int) -> None:
@@ -445,6 +496,7 @@ CASES: dict[str, Case] = {
     "disk": disk,
     "produce_batch": produce_batch,
     "produce_records": produce_records,
+    "rust_lnc_bench": rust_lnc_bench,
     "producer_rss": producer_rss,
     "send_latency": send_latency,
     "end_to_end": end_to_end,

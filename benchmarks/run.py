@@ -58,6 +58,28 @@ class Point:
     full_only: bool = False
 
 
+def rust_points(lance_bin: Path, quick: bool) -> list[Point]:
+    """Lance's Rust `lnc-bench` and our per-record producer, same record size and connections."""
+    points = []
+    for connections in (1, 4):
+        common = {"size": 100, "connections": connections}
+        points.append(
+            Point(
+                f"rust_lnc_bench_{connections}conn",
+                "rust_lnc_bench",
+                {**common, "bin": str(lance_bin / "lnc-bench"), "seconds": 3 if quick else 10},
+            )
+        )
+        points.append(
+            Point(
+                f"ours_send_async_{connections}conn",
+                "produce_records",
+                {**common, "mode": "send_async", "topics": 1, "records": 600_000 * connections},
+            )
+        )
+    return points
+
+
 def matrix(quick: bool) -> list[Point]:
     """The points; `quick` shrinks record counts and durations and drops the long curves."""
     q = quick
@@ -369,6 +391,9 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="NAME=SRC_DIR")
     parser.add_argument("--server", choices=("lnc", "lance"), default="lnc")
     parser.add_argument("--lance-bin", type=Path, default=DEFAULT_LANCE)
+    parser.add_argument(
+        "--rust", action="store_true", help="add lnc-bench (Rust) and our matching runs"
+    )
     parser.add_argument("--data-root", default=None, help="where server data directories go")
     parser.add_argument("--case-timeout", type=float, default=600)
     parser.add_argument("--child", nargs=2, metavar=("CASE", "ADDRESS"), help=argparse.SUPPRESS)
@@ -382,7 +407,8 @@ def main() -> None:
         for spec in args.variant:
             name, _, path = spec.partition("=")
             variants[name] = Path(path).resolve()
-    points = [p for p in matrix(args.quick) if re.search(args.only, p.name)]
+    points = matrix(args.quick) + (rust_points(args.lance_bin, args.quick) if args.rust else [])
+    points = [p for p in points if re.search(args.only, p.name)]
     samples: dict[str, dict[str, list[dict[str, float]]]] = {v: {} for v in variants}
     load_before = os.getloadavg()
     started = time.time()
