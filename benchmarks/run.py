@@ -21,6 +21,7 @@ before and after) and the targets table evaluated on the first variant.
 Usage:
     python benchmarks/run.py [--quick] [--repeat 3] [--out results.json] [--only REGEX]
         [--variant base=/path/a/src --variant new=/path/b/src] [--server lance]
+        [--variant ours=src --variant real=src@lance]  (same client, both servers, interleaved)
 """
 
 from __future__ import annotations
@@ -255,8 +256,10 @@ def _env(src: Path) -> dict[str, str]:
 # --- one run of a point ----------------------------------------------------------------------
 
 
-def run_point(point: Point, src: Path, args: argparse.Namespace) -> dict[str, float]:
-    server = Server(args.server, src, args.lance_bin, args.data_root)
+def run_point(
+    point: Point, src: Path, server_kind: str, args: argparse.Namespace
+) -> dict[str, float]:
+    server = Server(server_kind, src, args.lance_bin, args.data_root)
     try:
         params = dict(point.params)
         if point.case == "disk":
@@ -388,7 +391,12 @@ def main() -> None:
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("--out", default="bench-results.json")
     parser.add_argument("--only", default="", help="regex on point names")
-    parser.add_argument("--variant", action="append", default=[], help="NAME=SRC_DIR")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=SRC_DIR, or NAME=SRC_DIR@lance to run that variant against the real server",
+    )
     parser.add_argument("--server", choices=("lnc", "lance"), default="lnc")
     parser.add_argument("--lance-bin", type=Path, default=DEFAULT_LANCE)
     parser.add_argument(
@@ -401,26 +409,33 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    variants = {"current": DEFAULT_SRC}
+    variants = {"current": (DEFAULT_SRC, args.server)}
     if args.variant:
         variants = {}
         for spec in args.variant:
-            name, _, path = spec.partition("=")
-            variants[name] = Path(path).resolve()
+            name, _, rest = spec.partition("=")
+            path, _, kind = rest.partition("@")
+            variants[name] = (Path(path).resolve(), kind or args.server)
     points = matrix(args.quick) + (rust_points(args.lance_bin, args.quick) if args.rust else [])
     points = [p for p in points if re.search(args.only, p.name)]
     samples: dict[str, dict[str, list[dict[str, float]]]] = {v: {} for v in variants}
     load_before = os.getloadavg()
     started = time.time()
+    failures: list[str] = []
     passes = [("warm-up", True)] if not args.no_warmup else []
     passes += [(f"repeat {i + 1}", False) for i in range(args.repeat)]
     for label, warmup in passes:
         for point in points:
             if warmup and point.case in ("producer_rss", "disk"):
                 continue
-            for variant, src in variants.items():
+            for variant, (src, server_kind) in variants.items():
                 t0 = time.perf_counter()
-                metrics = run_point(point, src, args)
+                try:
+                    metrics = run_point(point, src, server_kind, args)
+                except (RuntimeError, subprocess.TimeoutExpired) as error:
+                    print(f"[{label}] {variant} {point.name} FAILED: {error}", flush=True)
+                    failures.append(f"{label} {variant} {point.name}: {str(error)[-300:]}")
+                    continue
                 took = time.perf_counter() - t0
                 print(f"[{label}] {variant} {point.name} ({took:.1f} s): {_brief(metrics)}")
                 if not warmup:
@@ -439,8 +454,9 @@ def main() -> None:
             "quick": args.quick,
             "repeat": args.repeat,
             "server": args.server,
-            "variants": {k: str(v) for k, v in variants.items()},
+            "variants": {k: f"{src} ({kind} server)" for k, (src, kind) in variants.items()},
             "points": {p.name: {"case": p.case, "params": p.params} for p in points},
+            "failures": failures,
         },
         "results": results,
         "targets": targets(results[first]),
