@@ -1,8 +1,11 @@
 """Regression check: compare two `run.py` JSON files and fail on a drop of more than 15%.
 
-`python benchmarks/compare.py BASELINE NEW [--threshold 0.15] [--variant NAME] [--tails]`
+`python benchmarks/compare.py BASELINE NEW [--threshold 0.15] [--variant NAME]
+[--new-variant NAME] [--tails]`
 
-For every point and metric present in both files (first variant of each unless `--variant`),
+For every point and metric present in both files (first variant of each unless `--variant`;
+`--new-variant` picks another one in NEW, so `compare.py ab.json ab.json --variant main
+--new-variant new` checks an interleaved A/B run),
 the medians are compared in the metric's own direction, read from its name: `*_per_s` and
 `*_mb_s` are better higher; `*_ms`, `*_us*`, `*_pct` and `*_mib` better
 lower. A metric is a regression when NEW is worse than BASELINE by more than the threshold
@@ -93,10 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("new", type=Path)
     parser.add_argument("--threshold", type=float, default=0.15)
     parser.add_argument("--variant", default=None, help="variant name in both files")
+    parser.add_argument("--new-variant", default=None, help="variant name in NEW")
     parser.add_argument("--tails", action="store_true", help="also gate p99.9 and max latency")
     args = parser.parse_args(argv)
     base = medians(json.loads(args.baseline.read_text()), args.variant)
-    new = medians(json.loads(args.new.read_text()), args.variant)
+    new = medians(json.loads(args.new.read_text()), args.new_variant or args.variant)
     changes = compare(base, new, tails=args.tails)
     regressions = [c for c in changes if c.gated and c.regressed(args.threshold)]
     for change in changes:

@@ -108,6 +108,19 @@ def test_exit_status_is_1_on_a_regression_and_0_otherwise(
     assert compare.main([str(base), str(slower), "--threshold", "0.25"]) == 0
 
 
+def test_two_variants_of_one_file_are_compared(compare: ModuleType, tmp_path: Path) -> None:
+    both = {
+        "results": {
+            "main": {"p": {"records_per_s": {"median": 1000.0}}},
+            "new": {"p": {"records_per_s": {"median": 700.0}}},
+        }
+    }
+    path = tmp_path / "ab.json"
+    path.write_text(json.dumps(both))
+    assert compare.main([str(path), str(path), "--variant", "main", "--new-variant", "new"]) == 1
+    assert compare.main([str(path), str(path), "--variant", "new", "--new-variant", "main"]) == 0
+
+
 def test_the_committed_baseline_is_readable(compare: ModuleType) -> None:
     baseline = COMPARE.parent / "baseline.json"
     values = compare.medians(json.loads(baseline.read_text()), None)
