@@ -228,6 +228,7 @@ async def test_a_lone_record_does_not_linger(connect: Callable[..., Awaitable[Pr
     assert producer.metrics().batches_sent == 1
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_linger_seals_once_per_batch_while_one_is_in_flight(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -247,6 +248,7 @@ async def test_linger_seals_once_per_batch_while_one_is_in_flight(
     assert await asyncio.gather(*handles) == [SendAck(2, 1, i) for i in range(5)]
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_records_gather_until_the_in_flight_batch_is_acked(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -263,6 +265,7 @@ async def test_records_gather_until_the_in_flight_batch_is_acked(
     assert producer.metrics().batches_sent == 2
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_a_lingered_batch_waits_for_a_window_slot_and_keeps_gathering(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -408,6 +411,27 @@ async def test_a_due_batch_fails_at_its_delivery_timeout(
 
 
 @pytest.mark.ours_only("uses lnc serve's fault switches")
+async def test_a_full_buffer_does_not_seal_open_batches_while_acks_are_on_their_way(
+    server: LanceServer, connect: Callable[..., Awaitable[Producer]]
+) -> None:
+    server.faults = FaultConfig(ack_delay_ms=200)
+    config = cfg(batch_size=100, buffer_memory=200, max_block_s=2.0, linger_ms=60_000)
+    producer = await connect(config)
+    await producer.send_async(1, rec(0, 95))  # a full batch: in flight, acked after 200 ms
+    await producer.send_async(2, rec(1, 20))
+    await producer.send_async(2, rec(2, 20))
+    blocked = asyncio.create_task(producer.send_async(2, rec(3, 60)))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()
+    assert producer.metrics().batches_sent == 1  # topic 2's open batch was not sealed early
+    # batch 1's Ack freed the room and sent topic 2's two records (Nagle): this one opens batch 3
+    assert await blocked == 3
+    server.faults = FaultConfig()
+    await producer.flush()
+    assert await values_of(server.address, 2) == [rec(1, 20), rec(2, 20), rec(3, 60)]
+
+
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_raise_policy(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -458,6 +482,7 @@ async def test_failing_callback_does_not_stop_others(
     assert [str(e) for e in reported] == ["boom"]
 
 
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_handle_api(server: LanceServer, connect: Callable[..., Awaitable[Producer]]) -> None:
     producer = await connect(cfg(linger_ms=10_000))
     server.faults = FaultConfig(ack_delay_ms=100)

@@ -313,7 +313,8 @@ class Accumulator:
         loop = self._shared.running()
         deadline = loop.time() + self._config.max_block_s
         while self.buffered and self.buffered + size > self.limit:
-            self.seal_all()
+            if self._idle():  # else the Acks on their way free room (and Nagle seals)
+                self.seal_all()
             waiter = loop.create_future()
             self._space_waiters.append(waiter)
             try:
