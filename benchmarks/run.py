@@ -2,7 +2,8 @@
 
 For each repeat (after one warm-up pass that is thrown away), every point of the matrix runs
 once per *variant* (a source tree: `--variant NAME=PATH/src`, default this checkout), the
-variants interleaved, so a baseline and a candidate see the same machine load. Each run of a
+variants interleaved point by point and their order flipped every pass, so a baseline and a
+candidate see the same machine load and neither always runs right after the other. Each run of a
 point:
 
 1. starts the server, `python -m lnc_client.cli serve --port 0` on a fresh data directory
@@ -424,11 +425,15 @@ def main() -> None:
     failures: list[str] = []
     passes = [("warm-up", True)] if not args.no_warmup else []
     passes += [(f"repeat {i + 1}", False) for i in range(args.repeat)]
-    for label, warmup in passes:
+    for number, (label, warmup) in enumerate(passes):
+        # the variants' order flips every pass, so none always runs right after the other
+        order = list(variants.items())
+        if number % 2:
+            order.reverse()
         for point in points:
             if warmup and point.case in ("producer_rss", "disk"):
                 continue
-            for variant, (src, server_kind) in variants.items():
+            for variant, (src, server_kind) in order:
                 t0 = time.perf_counter()
                 try:
                     metrics = run_point(point, src, server_kind, args)
