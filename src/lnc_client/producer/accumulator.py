@@ -7,9 +7,10 @@ timer fires (armed once per batch), soon after someone awaits it (`expedite`), o
 (flush, close, a full buffer). Linger is Nagle-style: a batch opened while the window is `idle`
 (nothing queued or in flight) is sealed at the end of the loop iteration; a linger that expires
 while the window is `saturated` (full, or sealed batches waiting) makes the batch *due* instead,
-and the window seals due batches (`next_due`) as slots free; when the last in-flight batch is
-acked, the window makes every open batch due (`all_due`). Sealing makes the payload (one LZ4
-envelope when that is smaller) and hands the batch to `on_sealed`: the window, which sends it.
+and the window takes due batches (`next_to_send`, which seals them) as slots free; when the
+last batch on its way is released, every open batch becomes due. Sealing makes the payload (one
+LZ4 envelope when that is smaller) and hands the batch to `on_sealed`: the window, which sends
+it.
 
 The accumulator also keeps the account of `buffer_memory`: every record byte from its append
 until its batch settles. `reserve` waits (BLOCK policy) or raises (RAISE policy) while it is
@@ -22,7 +23,7 @@ import asyncio
 import builtins
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Final, TypeVar, cast
+from typing import Final, Protocol, TypeVar, cast
 
 from lnc_client.config import BufferFullPolicy, ProducerConfig
 from lnc_client.errors import BackpressureError
@@ -38,11 +39,19 @@ from lnc_client.protocol.records import (
     pack_record_header,
 )
 
-__all__ = ["Accumulator"]
+__all__ = ["Accumulator", "WindowQueues"]
 
 RAW: Final = int(RecordType.RAW_DATA)
 _U32_MAX: Final = 0xFFFF_FFFF
 R = TypeVar("R")
+
+
+class WindowQueues(Protocol):
+    """What the accumulator reads of the window: its queues (sealing follows their state)."""
+
+    retry: list[Batch]
+    ready: deque[Batch]
+    in_flight: dict[int, Batch]
 
 
 class Accumulator:
@@ -52,32 +61,25 @@ class Accumulator:
         config: The producer's configuration.
         shared: The producer's lifecycle state.
         on_sealed: Takes every sealed batch (its payload set) to be sent.
-        idle: Whether nothing is queued or in flight (a new batch then goes at once).
-        saturated: Whether the window is full or sealed batches wait (linger then makes a
-            batch due instead of sealing it).
 
     Attributes:
         open: The open batch of each topic that has one.
         due: Open batches to seal as soon as a window slot frees, oldest first.
+        window: The window's queues (set by the window): *idle* when nothing is queued or in
+            flight (a new batch then goes at once), *saturated* when sealed batches wait or
+            every slot is taken (linger then makes a batch due instead of sealing it).
         buffered: Record bytes held, open to settled.
         limit: `buffer_memory`.
     """
 
     def __init__(
-        self,
-        config: ProducerConfig,
-        shared: ProducerState,
-        on_sealed: Callable[[Batch], None],
-        *,
-        idle: Callable[[], bool],
-        saturated: Callable[[], bool],
+        self, config: ProducerConfig, shared: ProducerState, on_sealed: Callable[[Batch], None]
     ) -> None:
         self._config = config
         self._shared = shared
         self._on_sealed = on_sealed
-        self._idle = idle
-        self._saturated = saturated
         self.due: deque[Batch] = deque()
+        self.window: WindowQueues | None = None
         self._batch_size = min(config.batch_size, MAX_PAYLOAD_SIZE)
         self._big_record = MAX_PAYLOAD_SIZE - self._batch_size
         """A record larger than this may not fit in its topic's open batch."""
@@ -213,12 +215,28 @@ class Accumulator:
             return
         self.seal(batch)
 
-    def all_due(self) -> None:
-        """Make every open batch due (the window drained: what gathered goes now)."""
-        self.due.extend(self.open.values())
+    def _idle(self) -> bool:
+        queues = self.window
+        return queues is None or not (queues.in_flight or queues.ready or queues.retry)
 
-    def next_due(self) -> Batch | None:
-        """Seal the oldest due batch still open and return it (not handed to `on_sealed`)."""
+    def _saturated(self) -> bool:
+        queues = self.window
+        if queues is None:
+            return False
+        busy = len(queues.in_flight) >= self._config.max_pending_acks
+        return busy or bool(queues.ready or queues.retry)
+
+    def next_to_send(self) -> Batch | None:
+        """The batch for a free window slot: a resend, a sealed one, else the oldest due one.
+
+        A due batch is sealed here (not handed to `on_sealed`).
+        """
+        queues = self.window
+        assert queues is not None
+        if queues.retry:
+            return queues.retry.pop(0)
+        if queues.ready:
+            return queues.ready.popleft()
         due = self.due
         while due:
             batch = due.popleft()
@@ -330,8 +348,14 @@ class Accumulator:
             self._shared.raise_if_unusable()
 
     def release(self, batch: Batch) -> None:
-        """Give a settled batch's bytes back to `buffer_memory`."""
+        """Give a settled batch's bytes back to `buffer_memory`.
+
+        When that was the last batch on its way, every open batch becomes due (Nagle: what
+        gathered behind it goes now).
+        """
         self.buffered -= batch.size
+        if self.open and self._idle():
+            self.due.extend(self.open.values())
         if self._space_waiters:
             self.wake_waiters()
 

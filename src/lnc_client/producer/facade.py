@@ -67,13 +67,7 @@ class Producer(AsyncLifecycle, ConnectionWatch):
     ) -> None:
         self.config = config = config or ProducerConfig()
         self._shared = ProducerState()
-        self._accumulator = Accumulator(
-            config,
-            self._shared,
-            self._sealed,
-            idle=lambda: self._window.idle(),
-            saturated=lambda: self._window.saturated(),
-        )
+        self._accumulator = Accumulator(config, self._shared, self._sealed)
         self._window = Window(
             [*address_list(address), *config.seeds],
             config,

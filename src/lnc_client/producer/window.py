@@ -84,8 +84,7 @@ class Window:
         addresses: The server, then the seeds.
         config: The producer's configuration.
         shared: The producer's lifecycle state.
-        accumulator: Where settled batches give their memory back and open batches are failed
-            from.
+        accumulator: The open batches and buffer memory; it reads the window's queues.
 
     Attributes:
         manager: The connections (also used for the producer's control requests).
@@ -136,6 +135,7 @@ class Window:
         self._unreported_count = 0
         self._tick = max(_MIN_TICK_S, min(config.request_timeout_s, config.delivery_timeout_s) / 8)
         self.counts = dict.fromkeys(COUNTERS, 0)
+        accumulator.window = self  # it seals by the window's state (Nagle) and feeds `pump`
         self.ack_latency = LatencyHistogram()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -157,14 +157,6 @@ class Window:
         await self.manager.close()
 
     # --- queueing and settling ------------------------------------------------------------------
-
-    def idle(self) -> bool:
-        """Whether no batch is queued or in flight."""
-        return not (self.in_flight or self.ready or self.retry)
-
-    def saturated(self) -> bool:
-        """Whether sealed batches wait for a slot, or every slot is taken."""
-        return bool(self.ready or self.retry) or len(self.in_flight) >= self._max_pending
 
     def enqueue(self, batch: Batch) -> None:
         """Queue a sealed batch and send what the window allows."""
@@ -206,16 +198,8 @@ class Window:
         assert self._on_done is not None
         in_flight, limit, counts = self.in_flight, self._max_pending, self.counts
         now = self._shared.now()
-        next_due = self._accumulator.next_due
-        while len(in_flight) < limit:
-            if self.retry:
-                batch = self.retry.pop(0)
-            elif self.ready:
-                batch = self.ready.popleft()
-            elif (due := next_due()) is not None:
-                batch = due
-            else:
-                break
+        next_to_send = self._accumulator.next_to_send
+        while len(in_flight) < limit and (batch := next_to_send()) is not None:
             if batch.deadline <= now:
                 self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
                 continue
@@ -260,8 +244,6 @@ class Window:
         if batch.callbacks:
             for offset, callback in zip(batch.callback_offsets, batch.callbacks, strict=True):
                 self._call_back(callback, SendAck(batch.batch_id, batch.topic_id, offset), None)
-        if self.idle() and self._accumulator.open:
-            self._accumulator.all_due()  # Nagle: what gathered behind the last batch goes now
         self.pump()
 
     def _errored(self, batch: Batch, error: LanceError) -> None:
@@ -412,12 +394,11 @@ class Window:
             raise
 
     async def _advance(self) -> None:
-        due = self._accumulator.live_due()
-        if not (self.retry or self.ready or due):
+        queued = [*self.retry, *self.ready, *self._accumulator.live_due()]
+        if not queued:
             return
         conn = self._conn
         if conn is None or not conn.is_open:
-            queued = [*self.retry, *self.ready, *due]
             conn = await self.manager.get(deadline=min(b.deadline for b in queued))
             if self.retry and self.retry[0].drops:
                 # the server hung up right after this batch before: make sure it is alive and
