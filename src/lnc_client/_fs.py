@@ -10,7 +10,8 @@ not there.)
 
 Data flow of `write_atomically(path, data)`: write `data` to `<path>.tmp`, fsync it, rename it
 over `path` (atomic), fsync the directory; a crash leaves the old or the new content, never a
-torn one.
+torn one. `syncfs(fd)` makes a whole filesystem durable in one call (the server's group
+commit over many topics); it returns False where `syncfs(2)` does not exist.
 
 Portability: `import lnc_client` works where `fcntl` or `os.fdatasync` does not exist.
 `fdatasync` falls back to `os.fsync`; a directory sync is skipped where a directory cannot be
@@ -22,8 +23,11 @@ Every call looks its `os` function up when it runs, so tests may intercept `os.f
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Final
@@ -41,6 +45,7 @@ __all__ = [
     "fdatasync",
     "fsync_directory",
     "fsync_path",
+    "syncfs",
     "write_atomically",
 ]
 
@@ -55,6 +60,39 @@ def fdatasync(fd: int) -> None:
     """Make a file's data durable: `os.fdatasync`, or `os.fsync` where that is missing."""
     sync = getattr(os, "fdatasync", None) or os.fsync
     sync(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).syncfs
+    except (OSError, AttributeError):  # not Linux/glibc: callers fall back to fdatasync
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    loaded: Callable[[int], int] = function
+    return loaded
+
+
+_SYNCFS: Final = _load_syncfs()
+
+
+def syncfs(fd: int) -> bool:
+    """Make the whole filesystem holding `fd` durable (Linux `syncfs(2)`): data and metadata.
+
+    Since Linux 5.8 it reports the writeback errors of any file of that filesystem.
+
+    Returns:
+        False when the call does not exist here (nothing was done: sync file by file).
+
+    Raises:
+        OSError: The sync failed.
+    """
+    if _SYNCFS is None:
+        return False
+    if _SYNCFS(fd) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"syncfs: {os.strerror(errno)}")
+    return True
 
 
 def fsync_path(path: Path) -> None:

@@ -217,15 +217,70 @@ async def test_stored_bytes_are_exact_tlv(
     assert bytes(stored.data) == encode_values(values)
 
 
-async def test_linger_seals_once_per_batch(connect: Callable[..., Awaitable[Producer]]) -> None:
-    producer = await connect(cfg(linger_ms=40))
+async def test_a_lone_record_does_not_linger(connect: Callable[..., Awaitable[Producer]]) -> None:
+    producer = await connect(cfg(linger_ms=60_000))
     started = time.monotonic()
     handles = [await producer.send_handle(1, rec(i)) for i in range(5)]
-    assert producer.metrics().batches_sent == 0
+    assert producer.metrics().batches_sent == 0  # sealed at the end of this loop iteration
     acks = await asyncio.gather(*handles)
-    assert time.monotonic() - started >= 0.035
+    assert time.monotonic() - started < 1.0
     assert acks == [SendAck(1, 1, i) for i in range(5)]
     assert producer.metrics().batches_sent == 1
+
+
+@pytest.mark.ours_only("uses lnc serve's fault switches")
+async def test_linger_seals_once_per_batch_while_one_is_in_flight(
+    server: LanceServer, connect: Callable[..., Awaitable[Producer]]
+) -> None:
+    producer = await connect(cfg(linger_ms=40))
+    server.faults = FaultConfig(ack_delay_ms=400)
+    first = await producer.send_handle(1, rec(0))
+    await asyncio.sleep(0)  # batch 1 goes at once and stays in flight
+    started = time.monotonic()
+    handles = [await producer.send_handle(1, rec(i)) for i in range(1, 6)]
+    await asyncio.sleep(0.02)
+    assert producer.metrics().batches_sent == 1  # batch 2 lingers
+    await asyncio.sleep(0.1)
+    assert producer.metrics().batches_sent == 2  # sealed by its linger, not by batch 1's ack
+    assert time.monotonic() - started >= 0.035
+    assert not first.done()
+    server.faults = FaultConfig()
+    assert await asyncio.gather(*handles) == [SendAck(2, 1, i) for i in range(5)]
+
+
+@pytest.mark.ours_only("uses lnc serve's fault switches")
+async def test_records_gather_until_the_in_flight_batch_is_acked(
+    server: LanceServer, connect: Callable[..., Awaitable[Producer]]
+) -> None:
+    producer = await connect(cfg(linger_ms=60_000))
+    server.faults = FaultConfig(ack_delay_ms=100)
+    await producer.send_async(1, rec(0))
+    await asyncio.sleep(0)
+    handles = [await producer.send_handle(1, rec(i)) for i in range(1, 4)]
+    await asyncio.sleep(0.01)
+    assert producer.metrics().batches_sent == 1
+    started = time.monotonic()
+    assert await asyncio.gather(*handles) == [SendAck(2, 1, i) for i in range(3)]
+    assert time.monotonic() - started < 5.0  # sealed when batch 1 was acked, not at linger
+    assert producer.metrics().batches_sent == 2
+
+
+@pytest.mark.ours_only("uses lnc serve's fault switches")
+async def test_a_lingered_batch_waits_for_a_window_slot_and_keeps_gathering(
+    server: LanceServer, connect: Callable[..., Awaitable[Producer]]
+) -> None:
+    producer = await connect(cfg(linger_ms=5, max_pending_acks=1))
+    server.faults = FaultConfig(ack_delay_ms=150)
+    await producer.send_async(1, rec(0))
+    await asyncio.sleep(0)
+    await producer.send_async(1, rec(1))
+    await asyncio.sleep(0.05)  # batch 2's linger expired while the window was full
+    assert await producer.send_async(1, rec(2)) == 2  # so it still takes records
+    assert producer.metrics().batches_sent == 1
+    await producer.flush()
+    m = producer.metrics()
+    assert (m.batches_sent, m.records_acked) == (2, 3)
+    assert await values_of(server.address, 1) == [rec(i) for i in range(3)]
 
 
 async def test_topics_batch_separately(
@@ -338,6 +393,45 @@ async def test_blocked_send_resumes_on_ack(
 
 
 @pytest.mark.ours_only("uses lnc serve's fault switches")
+async def test_a_due_batch_fails_at_its_delivery_timeout(
+    server: LanceServer, connect: Callable[..., Awaitable[Producer]]
+) -> None:
+    server.faults = FaultConfig(ack_delay_ms=700)
+    producer = await connect(cfg(max_pending_acks=1, delivery_timeout_s=0.3))
+    await producer.send_async(1, rec(0))  # batch 1 fills the window for 700 ms
+    await asyncio.sleep(0)
+    handle = await producer.send_handle(1, rec(1))  # batch 2 lingers, then waits as due
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"batch 2 was not acknowledged within 0\.3 s"):
+        await handle
+    assert time.monotonic() - started < 0.6  # failed by housekeeping, before batch 1's Ack
+    server.faults = FaultConfig()
+    with pytest.raises(TimeoutError):
+        await producer.flush()
+
+
+@pytest.mark.ours_only("uses lnc serve's fault switches")
+async def test_a_full_buffer_does_not_seal_open_batches_while_acks_are_on_their_way(
+    server: LanceServer, connect: Callable[..., Awaitable[Producer]]
+) -> None:
+    server.faults = FaultConfig(ack_delay_ms=200)
+    config = cfg(batch_size=100, buffer_memory=200, max_block_s=2.0, linger_ms=60_000)
+    producer = await connect(config)
+    await producer.send_async(1, rec(0, 95))  # a full batch: in flight, acked after 200 ms
+    await producer.send_async(2, rec(1, 20))
+    await producer.send_async(2, rec(2, 20))
+    blocked = asyncio.create_task(producer.send_async(2, rec(3, 60)))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()
+    assert producer.metrics().batches_sent == 1  # topic 2's open batch was not sealed early
+    # batch 1's Ack freed the room and sent topic 2's two records (Nagle): this one opens batch 3
+    assert await blocked == 3
+    server.faults = FaultConfig()
+    await producer.flush()
+    assert await values_of(server.address, 2) == [rec(1, 20), rec(2, 20), rec(3, 60)]
+
+
+@pytest.mark.ours_only("uses lnc serve's fault switches")
 async def test_raise_policy(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
@@ -388,8 +482,10 @@ async def test_failing_callback_does_not_stop_others(
     assert [str(e) for e in reported] == ["boom"]
 
 
-async def test_handle_api(connect: Callable[..., Awaitable[Producer]]) -> None:
+@pytest.mark.ours_only("uses lnc serve's fault switches")
+async def test_handle_api(server: LanceServer, connect: Callable[..., Awaitable[Producer]]) -> None:
     producer = await connect(cfg(linger_ms=10_000))
+    server.faults = FaultConfig(ack_delay_ms=100)
     handle = await producer.send_handle(1, b"a")
     bad = await producer.send_handle(99, b"b")
     assert (handle.batch_id, handle.topic_id, handle.offset_in_batch) == (1, 1, 0)
@@ -556,8 +652,8 @@ async def test_flush_does_not_change_the_error_its_waiters_get(
     connect: Callable[..., Awaitable[Producer]],
 ) -> None:
     producer = await connect()
-    handle = await producer.send_handle(99, b"nowhere")
     waiter = asyncio.create_task(producer.send(99, b"also nowhere"))
+    handle = await producer.send_handle(99, b"nowhere")
     await asyncio.sleep(0)  # both records wait for batch 1, which is sent now
     assert handle.batch_id == 1
     with pytest.raises(TopicNotFoundError) as flushed:

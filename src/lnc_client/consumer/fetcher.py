@@ -11,7 +11,11 @@ Data flow of one poll (`Fetcher.poll_until`):
    returns the complete records and the bytes they use; the rest becomes the new tail, and
    `offset` advances by exactly the bytes of the records delivered.
 3. A full window starts the next fetch at once (`prefetch`). An empty window means nothing new:
-   the next fetch waits `poll_interval_ms`. CatchingUp backs off `catching_up_backoff_s`,
+   the next fetch waits an *adaptive* pause (`_idle_pause`): 0.25 ms after the first empty
+   answer, doubling with each further one, capped at 1 ms while records arrived in the last
+   second (a tailing consumer sees a record about a millisecond after it is stored) and at
+   `poll_interval_ms` once the topic has been idle longer (an idle consumer costs a few fetches
+   a second). A record resets it. CatchingUp backs off `catching_up_backoff_s`,
    doubling, and raises `ServerCatchingUpError` once it has lasted `catching_up_timeout_s`. A
    retryable failure drops the tail and retries from `offset` after the reconnect backoff.
 
@@ -50,6 +54,11 @@ __all__ = ["Fetcher"]
 _log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_DOUBLINGS: Final = 4
+_IDLE_FIRST_S: Final = 0.00025
+"""Pause after the first empty fetch; it doubles with each further empty fetch in a row."""
+_ACTIVE_CAP_S: Final = 0.001
+"""Longest pause between empty fetches while records arrived within `_ACTIVE_WINDOW_S`."""
+_ACTIVE_WINDOW_S: Final = 1.0
 _T = TypeVar("_T")
 
 
@@ -119,6 +128,8 @@ class Fetcher:
         self._tail = b""
         self._fetches: deque[asyncio.Task[_Fetched]] = deque()
         self._not_before = 0.0
+        self._empty_in_a_row = 0
+        self._last_records_at = float("-inf")
         self._retries = 0
         self._catching_up_since: float | None = None
         self._catching_up_replies = 0
@@ -393,8 +404,10 @@ class Fetcher:
         counts["fetches"] += 1
         if not received:
             counts["empty_fetches"] += 1
-            self._not_before = now + self._config.poll_interval_ms / 1000
+            self._not_before = now + self._idle_pause(now)
             return None
+        self._empty_in_a_row = 0
+        self._last_records_at = now
         tail = self._tail
         assert fetched.position == self.offset + len(tail)
         buffer = tail + data if tail else bytes(data)
@@ -412,3 +425,12 @@ class Fetcher:
         counts["bytes_received"] += used
         counts["batches_received"] += 1
         return PollResult(buffer[:used], records, start, end, hwm, len(records))
+
+    def _idle_pause(self, now: float) -> float:
+        """Seconds to wait after an empty fetch: short while records flow, long when idle."""
+        pause = _IDLE_FIRST_S * float(1 << min(self._empty_in_a_row, 16))
+        self._empty_in_a_row += 1
+        ceiling = self._config.poll_interval_ms / 1000
+        if now - self._last_records_at < _ACTIVE_WINDOW_S:
+            ceiling = min(ceiling, _ACTIVE_CAP_S)
+        return min(pause, ceiling)

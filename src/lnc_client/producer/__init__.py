@@ -11,8 +11,15 @@ holds the values they share, `topics` the topic-name cache).
 2. **Seal**: a batch is sealed when it reaches `batch_size` bytes, when its linger timer fires
    (armed once per batch with `loop.call_later(linger_ms)`), when someone awaits it with `send`
    (sealed at the end of the current loop iteration, so concurrent senders still share it),
-   or on `flush`/`close`. Sealing makes one payload (optionally one LZ4 envelope record,
-   `protocol.records.compress_records`, when that is smaller) and queues the batch.
+   or on `flush`/`close`. Linger is Nagle-style, so it never delays a lone record: a batch that
+   opens while nothing is queued or in flight is sealed at the end of the current loop
+   iteration; records that come while batches are in flight gather in their open batch, which
+   is sealed when the last in-flight batch is acked (or at its linger, whichever is first). A
+   linger that expires while the window is full (or batches wait for it) does not seal: the
+   batch becomes *due* and keeps taking records until a window slot frees, so a slow server or
+   many topics make fuller batches, not more of them. Sealing makes one payload (optionally one
+   LZ4 envelope record, `protocol.records.compress_records`, when that is smaller) and queues
+   the batch.
 3. **Send**: queued batches are written with one `Connection.send_ingest` each while fewer than
    `max_pending_acks` are in flight. Batches to resend go first, in batch-id order.
 4. **Settle**: the connection calls back once per batch: after its Ack, or with an error. The

@@ -5,8 +5,13 @@ a record's TLV bytes (`[type u8][length u32 LE][value]`, the header reused) to i
 open batch (one `bytearray`); nothing else is allocated per record. The batch id is assigned
 when the batch opens. A batch is sealed when it reaches `batch_size` bytes, when its linger
 timer fires (armed once per batch), soon after someone awaits it (`expedite`), or on `seal_all`
-(flush, close, a full buffer). Sealing makes the payload (one LZ4 envelope when that is
-smaller) and hands the batch to `on_sealed`: the window, which sends it.
+(flush, close, a full buffer). Linger is Nagle-style: a batch opened while the window is `idle`
+(nothing queued or in flight) is sealed at the end of the loop iteration; a linger that expires
+while the window is `saturated` (full, or sealed batches waiting) makes the batch *due* instead,
+and the window takes due batches (`next_to_send`, which seals them) as slots free; when the
+last batch on its way is released, every open batch becomes due. Sealing makes the payload (one
+LZ4 envelope when that is smaller) and hands the batch to `on_sealed`: the window, which sends
+it.
 
 The accumulator also keeps the account of `buffer_memory`: every record byte from its append
 until its batch settles. `reserve` waits (BLOCK policy) or raises (RAISE policy) while it is
@@ -17,8 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Final, TypeVar, cast
+from typing import Final, Protocol, TypeVar, cast
 
 from lnc_client.config import BufferFullPolicy, ProducerConfig
 from lnc_client.errors import BackpressureError
@@ -34,11 +40,19 @@ from lnc_client.protocol.records import (
     pack_record_header,
 )
 
-__all__ = ["Accumulator"]
+__all__ = ["Accumulator", "WindowQueues"]
 
 RAW: Final = int(RecordType.RAW_DATA)
 _U32_MAX: Final = 0xFFFF_FFFF
 R = TypeVar("R")
+
+
+class WindowQueues(Protocol):
+    """What the accumulator reads of the window: its queues (sealing follows their state)."""
+
+    retry: list[Batch]
+    ready: deque[Batch]
+    in_flight: dict[int, Batch]
 
 
 class Accumulator:
@@ -51,6 +65,10 @@ class Accumulator:
 
     Attributes:
         open: The open batch of each topic that has one.
+        due: Open batches to seal as soon as a window slot frees, oldest first.
+        window: The window's queues (set by the window): *idle* when nothing is queued or in
+            flight (a new batch then goes at once), *saturated* when sealed batches wait or
+            every slot is taken (linger then makes a batch due instead of sealing it).
         buffered: Record bytes held, open to settled.
         limit: `buffer_memory`.
     """
@@ -61,6 +79,8 @@ class Accumulator:
         self._config = config
         self._shared = shared
         self._on_sealed = on_sealed
+        self.due: deque[Batch] = deque()
+        self.window: WindowQueues | None = None
         self._batch_size = min(config.batch_size, MAX_PAYLOAD_SIZE)
         self._header = pack_record_header(RAW, 0)
         """The header of the last record appended (reused while type and length repeat)."""
@@ -197,7 +217,12 @@ class Accumulator:
         if first_record > MAX_PAYLOAD_SIZE:
             raise ValueError(f"a record of {first_record} bytes exceeds the 16 MiB frame limit")
         batch = self._new_batch(topic_id)
-        batch.timer = self._shared.running().call_later(self._linger_s, self._linger_expired, batch)
+        loop = self._shared.running()
+        if self._idle():  # nothing on the way: a lone record does not wait (Nagle)
+            batch.expedited = True
+            batch.timer = loop.call_soon(self._linger_expired, batch)
+        else:
+            batch.timer = loop.call_later(self._linger_s, self._linger_expired, batch)
         self.open[topic_id] = batch
         return batch
 
@@ -212,20 +237,73 @@ class Accumulator:
     # --- sealing --------------------------------------------------------------------------------
 
     def _linger_expired(self, batch: Batch) -> None:
-        if self.open.get(batch.topic_id) is batch:
-            self.seal(batch)
+        if self.open.get(batch.topic_id) is not batch:
+            return
+        if self._saturated():
+            batch.timer = None
+            self.due.append(batch)  # sealed by the window when a slot frees
+            return
+        self.seal(batch)
+
+    def _idle(self) -> bool:
+        queues = self.window
+        return queues is None or not (queues.in_flight or queues.ready or queues.retry)
+
+    def _saturated(self) -> bool:
+        queues = self.window
+        if queues is None:
+            return False
+        busy = len(queues.in_flight) >= self._config.max_pending_acks
+        return busy or bool(queues.ready or queues.retry)
+
+    def next_to_send(self) -> Batch | None:
+        """The batch for a free window slot: a resend, a sealed one, else the oldest due one.
+
+        A due batch is sealed here (not handed to `on_sealed`).
+        """
+        queues = self.window
+        assert queues is not None
+        if queues.retry:
+            return queues.retry.pop(0)
+        if queues.ready:
+            return queues.ready.popleft()
+        due = self.due
+        while due:
+            batch = due.popleft()
+            if self.open.get(batch.topic_id) is batch:
+                self._finish(batch, self._take_payload(batch))
+                return batch
+        return None
+
+    def live_due(self) -> list[Batch]:
+        """The due batches still open (those sealed meanwhile are forgotten here)."""
+        live = [batch for batch in self.due if self.open.get(batch.topic_id) is batch]
+        if len(live) != len(self.due):
+            self.due = deque(live)
+        return live
+
+    def take_expired_due(self, now: float) -> list[Batch]:
+        """Seal and remove the due batches whose delivery deadline has passed (to fail them)."""
+        expired = [batch for batch in self.live_due() if batch.deadline <= now]
+        if expired:
+            self.due = deque(batch for batch in self.due if batch.deadline > now)
+            for batch in expired:
+                self._finish(batch, self._take_payload(batch))
+        return expired
 
     def expedite(self, batch: Batch) -> None:
         """Seal `batch` at the end of this loop iteration (someone waits for its Ack)."""
-        if batch.expedited or self.open.get(batch.topic_id) is not batch:
-            return
+        if batch.expedited or batch.timer is None or self.open.get(batch.topic_id) is not batch:
+            return  # already on its way, or due (sealed as soon as a window slot frees)
         batch.expedited = True
-        assert batch.timer is not None
         batch.timer.cancel()
         batch.timer = self._shared.running().call_soon(self._linger_expired, batch)
 
     def seal(self, batch: Batch) -> None:
         """Close `batch` to appends and hand it on to be sent."""
+        self._queue(batch, self._take_payload(batch))
+
+    def _take_payload(self, batch: Batch) -> bytearray:
         if self.open.get(batch.topic_id) is batch:
             del self.open[batch.topic_id]
         if batch.timer is not None:
@@ -233,7 +311,7 @@ class Accumulator:
             batch.timer = None
         payload = batch.buffer  # sent as it is, never changed again: no copy
         batch.buffer = bytearray()
-        self._queue(batch, payload)
+        return payload
 
     def seal_all(self) -> None:
         """Seal every open batch."""
@@ -241,13 +319,16 @@ class Accumulator:
             self.seal(batch)
 
     def _queue(self, batch: Batch, payload: bytes | bytearray) -> None:
+        self._finish(batch, payload)
+        self._on_sealed(batch)
+
+    def _finish(self, batch: Batch, payload: bytes | bytearray) -> None:
         batch.size = len(payload)
         if self._compression:
             compressed = compress_records(payload)
             if len(compressed) < len(payload):
                 payload = compressed
         batch.payload = payload
-        self._on_sealed(batch)
 
     def drop_open(self) -> list[Batch]:
         """Remove the open batches (to fail them); their timers are cancelled."""
@@ -257,6 +338,7 @@ class Accumulator:
             if batch.timer is not None:
                 batch.timer.cancel()
         self.open.clear()
+        self.due.clear()
         return batches
 
     # --- memory ---------------------------------------------------------------------------------
@@ -279,7 +361,8 @@ class Accumulator:
         loop = self._shared.running()
         deadline = loop.time() + self._config.max_block_s
         while self.buffered and self.buffered + size > self.limit:
-            self.seal_all()
+            if self._idle():  # else the Acks on their way free room (and Nagle seals)
+                self.seal_all()
             waiter = loop.create_future()
             self._space_waiters.append(waiter)
             try:
@@ -295,8 +378,14 @@ class Accumulator:
             self._shared.raise_if_unusable()
 
     def release(self, batch: Batch) -> None:
-        """Give a settled batch's bytes back to `buffer_memory`."""
+        """Give a settled batch's bytes back to `buffer_memory`.
+
+        When that was the last batch on its way, every open batch becomes due (Nagle: what
+        gathered behind it goes now).
+        """
         self.buffered -= batch.size
+        if self.open and self._idle():
+            self.due.extend(self.open.values())
         if self._space_waiters:
             self.wake_waiters()
 

@@ -154,6 +154,7 @@ class Batch:
         "attempts",
         "batch_id",
         "buffer",
+        "callback_offsets",
         "callbacks",
         "conn",
         "count",
@@ -181,7 +182,9 @@ class Batch:
         self.timer: asyncio.Handle | None = None
         self.expedited = False
         self.future: asyncio.Future[None] | None = None
-        self.callbacks: list[tuple[int, SendCallback]] | None = None
+        self.callbacks: list[SendCallback] | None = None
+        self.callback_offsets: list[int] = []
+        """Parallel to `callbacks` (no tuple per record: nothing for the GC to track)."""
         self.watched = False
         self.conn: Connection | None = None
         self.sent_at = 0.0
@@ -194,7 +197,8 @@ class Batch:
         self.watched = True
         if self.callbacks is None:
             self.callbacks = []
-        self.callbacks.append((self.count - 1, callback))
+        self.callbacks.append(callback)
+        self.callback_offsets.append(self.count - 1)
 
     def waiter(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
         """The batch's one shared future (created on the first call)."""

@@ -84,8 +84,7 @@ class Window:
         addresses: The server, then the seeds.
         config: The producer's configuration.
         shared: The producer's lifecycle state.
-        accumulator: Where settled batches give their memory back and open batches are failed
-            from.
+        accumulator: The open batches and buffer memory; it reads the window's queues.
 
     Attributes:
         manager: The connections (also used for the producer's control requests).
@@ -136,6 +135,7 @@ class Window:
         self._unreported_count = 0
         self._tick = max(_MIN_TICK_S, min(config.request_timeout_s, config.delivery_timeout_s) / 8)
         self.counts = dict.fromkeys(COUNTERS, 0)
+        accumulator.window = self  # it seals by the window's state (Nagle) and feeds `pump`
         self.ack_latency = LatencyHistogram()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -198,8 +198,8 @@ class Window:
         assert self._on_done is not None
         in_flight, limit, counts = self.in_flight, self._max_pending, self.counts
         now = self._shared.now()
-        while (self.retry or self.ready) and len(in_flight) < limit:
-            batch = self.retry.pop(0) if self.retry else self.ready.popleft()
+        next_to_send = self._accumulator.next_to_send
+        while len(in_flight) < limit and (batch := next_to_send()) is not None:
             if batch.deadline <= now:
                 self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
                 continue
@@ -242,7 +242,7 @@ class Window:
         if future is not None and not future.done():
             future.set_result(None)
         if batch.callbacks:
-            for offset, callback in batch.callbacks:
+            for offset, callback in zip(batch.callback_offsets, batch.callbacks, strict=True):
                 self._call_back(callback, SendAck(batch.batch_id, batch.topic_id, offset), None)
         self.pump()
 
@@ -326,7 +326,7 @@ class Window:
             future.set_exception(error)
             future.exception()  # retrieved here: flush and the waiters read it explicitly
         if batch.callbacks:
-            for _, callback in batch.callbacks:
+            for callback in batch.callbacks:
                 self._call_back(callback, None, error)
         if not batch.watched:
             self._unreported_count += 1
@@ -394,11 +394,11 @@ class Window:
             raise
 
     async def _advance(self) -> None:
-        if not (self.retry or self.ready):
+        queued = [*self.retry, *self.ready, *self._accumulator.live_due()]
+        if not queued:
             return
         conn = self._conn
         if conn is None or not conn.is_open:
-            queued = [*self.retry, *self.ready]
             conn = await self.manager.get(deadline=min(b.deadline for b in queued))
             if self.retry and self.retry[0].drops:
                 # the server hung up right after this batch before: make sure it is alive and
@@ -445,6 +445,8 @@ class Window:
                     self.ready = deque(kept)
                 for batch in expired:
                     self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
+        for batch in self._accumulator.take_expired_due(now):
+            self._fail(batch, delivery_timeout(batch, self._config.delivery_timeout_s))
 
     def metrics(self) -> ProducerMetrics:
         """A snapshot of the counters, with the accumulator's buffered bytes."""

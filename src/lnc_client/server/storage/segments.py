@@ -324,6 +324,7 @@ class TopicLog:
         self._closed = list(closed)
         self._next_index = next_index
         self._fd: int | None = None
+        self._device = 0
         self._mark_fd: int | None = None
         self._mark_seq = 0
         self._stale_marks: list[Path] = []
@@ -410,15 +411,38 @@ class TopicLog:
         if self._fd is not None and self._written > self._synced:
             fdatasync(self._fd)
             self._write_mark(self._written)
-            self._synced = self._written
         if self._dir_dirty:
             fsync_directory(self.directory)
+        self.synced()
+
+    def mark_appended_durable(self) -> None:
+        """Record the appended size in the `.durable` mark, unsynced (group commit by `syncfs`).
+
+        Call it only after a `syncfs` made the appended bytes durable, and `synced` only after a
+        second `syncfs` made the mark durable.
+        """
+        if self._fd is not None and self._written > self._synced:
+            self._put_mark(self._written)
+
+    def synced(self) -> None:
+        """Publish everything appended: durable, with its mark (`sync`, or two `syncfs`)."""
+        self._synced = self._written
+        if self._dir_dirty:
             self._dir_dirty = False
             for mark in self._stale_marks:  # their segments' closed names are durable now
                 mark.unlink(missing_ok=True)
             self._stale_marks.clear()
         self.dirty = False
         self._publish()
+
+    @property
+    def device(self) -> int | None:
+        """The filesystem (st_dev) of the open active segment; None when none is open."""
+        return self._device if self._fd is not None else None
+
+    def fileno(self) -> int | None:
+        """The active segment's descriptor (writer thread), None when none is open."""
+        return self._fd
 
     def abandon_unsynced(self) -> None:
         """After a failed write: cut the active segment back to its durable size.
@@ -482,6 +506,7 @@ class TopicLog:
         index, start_ns = self._next_index, time.time_ns()
         path = self.directory / f"{index}_{start_ns}.lnc"
         self._fd = os.open(path, _OPEN_FLAGS, 0o644)
+        self._device = os.fstat(self._fd).st_dev
         self._mark_fd = os.open(mark_path(path), _MARK_FLAGS, 0o644)
         self._mark_seq = 0
         self._active = SegmentView(index, start_ns, None, 0, path, SegmentFile(path))
@@ -507,11 +532,15 @@ class TopicLog:
 
     def _write_mark(self, size: int) -> None:
         """Record `size` as durable in the next slot of the `.durable` file and sync it."""
+        self._put_mark(size)
+        assert self._mark_fd is not None
+        fdatasync(self._mark_fd)
+
+    def _put_mark(self, size: int) -> None:
         assert self._mark_fd is not None
         self._mark_seq += 1
         slot = (self._mark_seq % 2) * _MARK.size
         os.pwrite(self._mark_fd, _pack_mark(size, self._mark_seq), slot)
-        fdatasync(self._mark_fd)
 
     def _close_mark(self) -> None:
         if self._mark_fd is not None:

@@ -4,10 +4,17 @@ Data flow: sessions on the event loop call `submit` with the ingest payloads of 
 read chunk and a completion callback; control commands call `call` with a function (create a
 topic directory, rewrite metadata, delete a topic, apply retention). The thread takes
 *everything* queued at once, appends each topic's payloads with `os.writev`, makes every touched
-topic durable with one `fdatasync` per topic (so many connections share one sync), publishes
-the new bytes to readers, and hands all completions back to the loop in a single
-`call_soon_threadsafe`. Function jobs run in queue order too, after the writes queued before them
-are durable.
+topic durable (so many connections share one sync), publishes the new bytes to readers, and
+hands all completions back to the loop in a single `call_soon_threadsafe`. Function jobs run in
+queue order too, after the writes queued before them are durable.
+
+Durability of many topics at once: a topic is made durable with `fdatasync` of its segment,
+then of its `.durable` mark (`TopicLog.sync`). When a commit touched `SYNCFS_MIN_TOPICS` or more
+topics whose active segments share one filesystem, two `syncfs(2)` calls of that filesystem
+replace those 2 x N syncs: one for the appended bytes, then one for the marks written after it
+(one journal commit each, whatever the number of topics). `syncfs` also flushes other dirty
+files of that filesystem, which costs time, never correctness. Either way an Ack is sent only
+after its bytes and their mark are durable.
 
 Memory is bounded by the loop side: `queued_bytes` counts payload bytes not yet completed, and
 sessions stop reading while it is above the limit (`wait_for_room`).
@@ -33,10 +40,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Generic, TypeVar
 
+from lnc_client._fs import syncfs
 from lnc_client.server.metrics import ServerStats
 from lnc_client.server.storage.segments import Buffer, TopicLog
 
-__all__ = ["GroupCommitWriter", "WriteDone", "WriterUnavailableError"]
+__all__ = ["SYNCFS_MIN_TOPICS", "GroupCommitWriter", "WriteDone", "WriterUnavailableError"]
+
+SYNCFS_MIN_TOPICS = 4
+"""Topics on one filesystem in one commit from which `syncfs` makes them durable together."""
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -242,10 +253,7 @@ class GroupCommitWriter:
             for log, payloads in per_log.items():
                 log.append(payloads)
             _check_injected(self.inject_errno)
-            for log in per_log:
-                if log.dirty:
-                    log.sync()
-                    self.syncs += 1
+            self._make_durable([log for log in per_log if log.dirty])
         except OSError as failure:
             error = failure
             for log in per_log:
@@ -259,6 +267,31 @@ class GroupCommitWriter:
             freed += write.nbytes
             completions.append(_bind_done(write.done, error))
         completions.append(lambda: self._release(freed))
+
+    def _make_durable(self, logs: list[TopicLog]) -> None:
+        """Sync every dirty log: two `syncfs` per filesystem with many, else one log at a time.
+
+        The first `syncfs` makes the appended bytes durable, then each log records their size
+        in its `.durable` mark, and the second makes the marks durable, as `TopicLog.sync`
+        does file by file.
+        """
+        by_device: dict[int | None, list[TopicLog]] = {}
+        for log in logs:
+            by_device.setdefault(log.device, []).append(log)
+        for device, group in by_device.items():
+            fd = group[0].fileno()
+            many = device is not None and len(group) >= SYNCFS_MIN_TOPICS
+            if many and fd is not None and syncfs(fd):
+                for log in group:
+                    log.mark_appended_durable()
+                syncfs(fd)
+                self.syncs += 1
+                for log in group:
+                    log.synced()
+                continue
+            for log in group:
+                log.sync()
+                self.syncs += 1
 
     def _invoke(self, job: _Call[object]) -> _Completion:
         try:
