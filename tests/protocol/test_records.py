@@ -232,6 +232,81 @@ def test_windows_over_compressed_and_plain_batches_reassemble_every_record(
     assert tail == b""
 
 
+def _decode_one_by_one(
+    stream: bytes, max_records: int | None, dialect: RecordDialect
+) -> tuple[list[TlvRecord], int]:
+    """A reference decoder: one header at a time, no run detection (plain records only)."""
+    records: list[TlvRecord] = []
+    pos = 0
+    while max_records is None or len(records) < max_records:
+        header = record_header(stream, pos, extended=dialect is RecordDialect.LNC)
+        if header is None or pos + header[0] + header[1] > len(stream):
+            break
+        size, length = header
+        extended = struct.unpack_from("<H", stream, pos + 1)[0] if size == 7 else 0
+        records.append(TlvRecord(stream[pos], stream[pos + size : pos + size + length], extended))
+        pos += size + length
+    return records, pos
+
+
+RUNS = st.lists(
+    st.tuples(
+        st.one_of(st.builds(TlvRecord, ORDINARY_TYPES, st.binary(max_size=6)), record),
+        st.integers(1, 80),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    RUNS,
+    st.integers(0, 10_000),
+    st.one_of(st.none(), st.integers(0, 200)),
+    st.sampled_from(RecordDialect),
+    st.booleans(),
+)
+def test_runs_of_equal_headers_decode_as_record_by_record(
+    runs: list[tuple[TlvRecord, int]],
+    cut: int,
+    max_records: int | None,
+    dialect: RecordDialect,
+    distinct_values: bool,
+) -> None:
+    """The fast path for runs of equal headers (one type, one length) changes no result.
+
+    Streams of long runs (as `encode_values` writes them), cut anywhere, with and without a
+    record limit, in both dialects, against a decoder that reads one header at a time.
+    """
+    records = []
+    for rec, count in runs:
+        for index in range(count):
+            value = rec.value
+            if distinct_values and value:
+                value = bytes([index % 256]) + value[1:]
+            records.append(TlvRecord(rec.record_type, value, rec.extended_type))
+    stream = encode_records(records)
+    stream = stream[: cut % (len(stream) + 1)]
+    expected = _decode_one_by_one(stream, max_records, dialect)
+    assert (
+        decode_stream(stream, max_records=max_records, dialect=dialect, decompress=False)
+        == expected
+    )
+
+
+def test_a_uniform_run_ends_at_the_first_other_header() -> None:
+    values = [b"%05d" % i for i in range(100)]
+    stream = (
+        encode_values(values) + encode_values([b"x" * 5], RecordType.JSON) + encode_values(values)
+    )
+    decoded, used = decode_stream(stream + stream[:7])
+    assert used == len(stream)
+    assert [r.value for r in decoded] == [*values, b"xxxxx", *values]
+    assert [r.record_type for r in decoded] == [1] * 100 + [RecordType.JSON] + [1] * 100
+    assert all(type(r) is TlvRecord for r in decoded)
+    assert decode_stream(stream, max_records=150)[0] == decoded[:150]
+
+
 def test_decode_stream_accepts_bytearray_and_memoryview_and_copies_values() -> None:
     stream = bytearray(encode_values([b"abc", b"de"]))
     for buffer in (stream, memoryview(stream)):

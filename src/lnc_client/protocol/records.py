@@ -512,6 +512,7 @@ def decode_stream(
     end = len(buffer)
     pos = 0
     remaining = -1 if max_records is None else max_records
+    probe_in = 0
     while remaining and end - pos >= header_size:
         record_type, length = unpack(buffer, pos)
         if record_type >= first_special and record_type in specials:
@@ -524,6 +525,15 @@ def decode_stream(
             stop = pos + header_size + length
             if stop > end:
                 break
+            if not probe_in:
+                run = _uniform_run(buffer, pos, stop - pos, remaining)
+                if run:
+                    _append_run(records, buffer, pos, record_type, length, run)
+                    pos += run * (stop - pos)
+                    remaining -= run
+                    continue
+                probe_in = _PROBE_RECORDS
+            probe_in -= 1
             record = builder()
             record.record_type = record_type
             record.value = buffer[pos + header_size : stop]
@@ -533,6 +543,68 @@ def decode_stream(
             pos = stop
         remaining -= 1
     return cast("list[TlvRecord]", records), pos
+
+
+_PROBE_RECORDS: Final = 16
+"""How many records `decode_stream` looks ahead for a run of equal headers, and how many it
+decodes one by one after a probe that found none."""
+
+
+def _uniform_run(buffer: bytes, pos: int, stride: int, remaining: int) -> int:
+    """Count the records from `pos` on that have the very header of the record at `pos`.
+
+    Records of one type and one length lie at a fixed stride, so a run of them is found by
+    comparing every header byte position at once (`buffer[i::stride]`, in C). The run is probed
+    with `_PROBE_RECORDS` records, then doubled while it holds; it ends where the buffer, the
+    `remaining` count (-1: none) or the first other header does.
+
+    Returns:
+        The run's length, or 0 when the first probe already met another header.
+    """
+    limit = (len(buffer) - pos) // stride
+    if 0 <= remaining < limit:
+        limit = remaining
+    size = min(_PROBE_RECORDS, limit)
+    if size < 2:
+        return 0
+    header = buffer[pos : pos + RECORD_HEADER_SIZE]
+    good = 1
+    while True:
+        first = pos + good * stride
+        count = size - good
+        stop = first + count * stride
+        for index in range(RECORD_HEADER_SIZE):
+            if buffer[first + index : stop : stride] != header[index : index + 1] * count:
+                return good if good > 1 else 0
+        good = size
+        if size == limit:
+            return good
+        size = min(2 * size, limit)
+
+
+def _append_run(
+    records: list[TlvRecord | _RecordBuilder],
+    buffer: bytes,
+    pos: int,
+    record_type: int,
+    length: int,
+    count: int,
+) -> None:
+    """Append the `count` records of a uniform run (`_uniform_run`) that starts at `pos`.
+
+    `struct.iter_unpack` cuts all the values out in C; Python only builds the records.
+    """
+    size = RECORD_HEADER_SIZE + length
+    window = memoryview(buffer)[pos : pos + count * size]
+    append = records.append
+    builder, record_class = _RecordBuilder, TlvRecord
+    for (value,) in struct.iter_unpack(f"<{RECORD_HEADER_SIZE}x{length}s", window):
+        record = builder()
+        record.record_type = record_type
+        record.value = value
+        record.extended_type = 0
+        record.__class__ = record_class  # type: ignore[assignment]
+        append(record)
 
 
 def _decode_special(
