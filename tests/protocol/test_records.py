@@ -18,6 +18,7 @@ from lnc_client.protocol.records import (
     RECORD_HEADER_SIZE,
     CompressionCodec,
     RecordDialect,
+    RecordSequence,
     RecordType,
     RustRecordType,
     TlvRecord,
@@ -25,6 +26,7 @@ from lnc_client.protocol.records import (
     compress_records,
     decode_records,
     decode_stream,
+    decode_window,
     encode_records,
     encode_values,
     pack_record_header,
@@ -292,6 +294,77 @@ def test_runs_of_equal_headers_decode_as_record_by_record(
         decode_stream(stream, max_records=max_records, dialect=dialect, decompress=False)
         == expected
     )
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    RUNS,
+    st.lists(st.tuples(st.booleans(), st.lists(record, min_size=1, max_size=4)), max_size=3),
+    st.integers(0, 10_000),
+    st.sampled_from(RecordDialect),
+    st.data(),
+)
+def test_decode_window_is_decode_stream_read_lazily(
+    runs: list[tuple[TlvRecord, int]],
+    batches: list[tuple[bool, list[TlvRecord]]],
+    cut: int,
+    dialect: RecordDialect,
+    data: st.DataObject,
+) -> None:
+    """A `RecordSequence` holds exactly the eagerly decoded records, however it is read.
+
+    Streams of runs of equal headers, plain records and (LNC dialect) compressed envelopes,
+    cut anywhere: iteration, every index (negative ones too), slices, `len`, equality.
+    """
+    stream = encode_records(rec for rec, count in runs for _ in range(count))
+    for compressed, records in batches:
+        plain = encode_records(records)
+        stream += compress_records(plain) if compressed and dialect is RecordDialect.LNC else plain
+    stream = stream[: cut % (len(stream) + 1)]
+    eager, used = decode_stream(stream, dialect=dialect)
+    lazy, lazy_used = decode_window(memoryview(stream), dialect=dialect)
+    assert isinstance(lazy, RecordSequence)
+    assert lazy_used == used
+    assert len(lazy) == len(eager)
+    assert list(lazy) == eager
+    assert [lazy[i] for i in range(len(eager))] == eager
+    assert [lazy[-i] for i in range(1, len(eager) + 1)] == eager[::-1]
+    assert all(type(r) is TlvRecord for r in lazy)
+    assert lazy == eager
+    assert eager == lazy
+    assert lazy != [*eager, TlvRecord.null()]
+    start = data.draw(st.integers(-5, len(eager) + 5))
+    stop = data.draw(st.integers(-5, len(eager) + 5))
+    step = data.draw(st.sampled_from([1, 2, -1, 3]))
+    assert lazy[start:stop:step] == eager[start:stop:step]
+    for bad in (len(eager), -len(eager) - 1):
+        with pytest.raises(IndexError):
+            lazy[bad]
+
+
+def test_a_record_sequence_reads_as_a_sequence_and_keeps_values_valid() -> None:
+    values = [b"%03d" % i for i in range(50)]
+    window = bytearray(encode_values(values) + TlvRecord.null().encode())
+    records, used = decode_window(window)
+    assert used == len(window)
+    window[:] = bytes(len(window))  # the buffer handed in is copied: records never change
+    assert len(records) == 51
+    assert records[7] == TlvRecord.raw(b"007")
+    assert records[-1] == TlvRecord.null()
+    assert TlvRecord.raw(b"049") in records
+    assert records.index(TlvRecord.raw(b"010")) == 10
+    assert records.count(TlvRecord.raw(b"010")) == 1
+    assert [r.value for r in reversed(records)][:2] == [b"", b"049"]
+    first = list(records)
+    assert [r.value for r in first[:50]] == values
+    assert records != b"x" * 51
+    assert records != "x"
+    assert repr(decode_window(encode_values([b"a"]))[0]) == (
+        "RecordSequence([TlvRecord(record_type=1, value=b'a', extended_type=0)])"
+    )
+    with pytest.raises(TypeError):
+        hash(records)
+    assert decode_window(b"")[0] == []
 
 
 def test_a_uniform_run_ends_at_the_first_other_header() -> None:
