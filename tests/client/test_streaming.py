@@ -150,3 +150,25 @@ async def test_seek_to_end_now_wins_over_the_step_back_of_an_open_record_loop(
         end = await consumer.seek_to_end_now()
     assert consumer.committed_offset == end > 0
     await loop.aclose()
+
+
+@pytest.mark.parametrize("stop_after", [1, 37, 100])
+async def test_a_break_inside_a_run_of_equal_records_resumes_at_that_record(
+    events_server: ServerUnderTest, stop_after: int
+) -> None:
+    """A batch of equal-sized records is handed out lazily (a run); a break still rewinds to
+    the exact record the loop broke at (it was not processed: the loop did not ask for more)."""
+    values = [f"v{i:03d}".encode() for i in range(100)]
+    await produce(events_server, *(v.decode() for v in values))
+    store = MemoryOffsetStore()
+    settings = StandaloneConfig("solo", topic_name="events", poll_timeout_s=0.05)
+    async with StandaloneConsumer(events_server.address, settings, store) as consumer:
+        first = []
+        async for record in consumer:
+            first.append(record.value)
+            if len(first) == stop_after:
+                break
+    async with StandaloneConsumer(events_server.address, settings, store) as consumer:
+        again = [record.value async for record in consumer.records(limit=101 - stop_after)]
+    assert first == values[:stop_after]
+    assert again == values[stop_after - 1 :]

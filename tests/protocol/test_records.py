@@ -18,6 +18,7 @@ from lnc_client.protocol.records import (
     RECORD_HEADER_SIZE,
     CompressionCodec,
     RecordDialect,
+    RecordSequence,
     RecordType,
     RustRecordType,
     TlvRecord,
@@ -25,6 +26,7 @@ from lnc_client.protocol.records import (
     compress_records,
     decode_records,
     decode_stream,
+    decode_window,
     encode_records,
     encode_values,
     pack_record_header,
@@ -230,6 +232,152 @@ def test_windows_over_compressed_and_plain_batches_reassemble_every_record(
         tail = (tail + stream[start:stop])[used:]
     assert decoded == [r for _, records in batches for r in records]
     assert tail == b""
+
+
+def _decode_one_by_one(
+    stream: bytes, max_records: int | None, dialect: RecordDialect
+) -> tuple[list[TlvRecord], int]:
+    """A reference decoder: one header at a time, no run detection (plain records only)."""
+    records: list[TlvRecord] = []
+    pos = 0
+    while max_records is None or len(records) < max_records:
+        header = record_header(stream, pos, extended=dialect is RecordDialect.LNC)
+        if header is None or pos + header[0] + header[1] > len(stream):
+            break
+        size, length = header
+        extended = struct.unpack_from("<H", stream, pos + 1)[0] if size == 7 else 0
+        records.append(TlvRecord(stream[pos], stream[pos + size : pos + size + length], extended))
+        pos += size + length
+    return records, pos
+
+
+RUNS = st.lists(
+    st.tuples(
+        st.one_of(st.builds(TlvRecord, ORDINARY_TYPES, st.binary(max_size=6)), record),
+        st.integers(1, 80),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    RUNS,
+    st.integers(0, 10_000),
+    st.one_of(st.none(), st.integers(0, 200)),
+    st.sampled_from(RecordDialect),
+    st.booleans(),
+)
+def test_runs_of_equal_headers_decode_as_record_by_record(
+    runs: list[tuple[TlvRecord, int]],
+    cut: int,
+    max_records: int | None,
+    dialect: RecordDialect,
+    distinct_values: bool,
+) -> None:
+    """The fast path for runs of equal headers (one type, one length) changes no result.
+
+    Streams of long runs (as `encode_values` writes them), cut anywhere, with and without a
+    record limit, in both dialects, against a decoder that reads one header at a time.
+    """
+    records = []
+    for rec, count in runs:
+        for index in range(count):
+            value = rec.value
+            if distinct_values and value:
+                value = bytes([index % 256]) + value[1:]
+            records.append(TlvRecord(rec.record_type, value, rec.extended_type))
+    stream = encode_records(records)
+    stream = stream[: cut % (len(stream) + 1)]
+    expected = _decode_one_by_one(stream, max_records, dialect)
+    assert (
+        decode_stream(stream, max_records=max_records, dialect=dialect, decompress=False)
+        == expected
+    )
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    RUNS,
+    st.lists(st.tuples(st.booleans(), st.lists(record, min_size=1, max_size=4)), max_size=3),
+    st.integers(0, 10_000),
+    st.sampled_from(RecordDialect),
+    st.data(),
+)
+def test_decode_window_is_decode_stream_read_lazily(
+    runs: list[tuple[TlvRecord, int]],
+    batches: list[tuple[bool, list[TlvRecord]]],
+    cut: int,
+    dialect: RecordDialect,
+    data: st.DataObject,
+) -> None:
+    """A `RecordSequence` holds exactly the eagerly decoded records, however it is read.
+
+    Streams of runs of equal headers, plain records and (LNC dialect) compressed envelopes,
+    cut anywhere: iteration, every index (negative ones too), slices, `len`, equality.
+    """
+    stream = encode_records(rec for rec, count in runs for _ in range(count))
+    for compressed, records in batches:
+        plain = encode_records(records)
+        stream += compress_records(plain) if compressed and dialect is RecordDialect.LNC else plain
+    stream = stream[: cut % (len(stream) + 1)]
+    eager, used = decode_stream(stream, dialect=dialect)
+    lazy, lazy_used = decode_window(memoryview(stream), dialect=dialect)
+    assert isinstance(lazy, RecordSequence)
+    assert lazy_used == used
+    assert len(lazy) == len(eager)
+    assert list(lazy) == eager
+    assert [lazy[i] for i in range(len(eager))] == eager
+    assert [lazy[-i] for i in range(1, len(eager) + 1)] == eager[::-1]
+    assert all(type(r) is TlvRecord for r in lazy)
+    assert lazy == eager
+    assert eager == lazy
+    assert lazy != [*eager, TlvRecord.null()]
+    start = data.draw(st.integers(-5, len(eager) + 5))
+    stop = data.draw(st.integers(-5, len(eager) + 5))
+    step = data.draw(st.sampled_from([1, 2, -1, 3]))
+    assert lazy[start:stop:step] == eager[start:stop:step]
+    for bad in (len(eager), -len(eager) - 1):
+        with pytest.raises(IndexError):
+            lazy[bad]
+
+
+def test_a_record_sequence_reads_as_a_sequence_and_keeps_values_valid() -> None:
+    values = [b"%03d" % i for i in range(50)]
+    window = bytearray(encode_values(values) + TlvRecord.null().encode())
+    records, used = decode_window(window)
+    assert used == len(window)
+    window[:] = bytes(len(window))  # the buffer handed in is copied: records never change
+    assert len(records) == 51
+    assert records[7] == TlvRecord.raw(b"007")
+    assert records[-1] == TlvRecord.null()
+    assert TlvRecord.raw(b"049") in records
+    assert records.index(TlvRecord.raw(b"010")) == 10
+    assert records.count(TlvRecord.raw(b"010")) == 1
+    assert [r.value for r in reversed(records)][:2] == [b"", b"049"]
+    first = list(records)
+    assert [r.value for r in first[:50]] == values
+    assert records != b"x" * 51
+    assert records != "x"
+    assert repr(decode_window(encode_values([b"a"]))[0]) == (
+        "RecordSequence([TlvRecord(record_type=1, value=b'a', extended_type=0)])"
+    )
+    with pytest.raises(TypeError):
+        hash(records)
+    assert decode_window(b"")[0] == []
+
+
+def test_a_uniform_run_ends_at_the_first_other_header() -> None:
+    values = [b"%05d" % i for i in range(100)]
+    stream = (
+        encode_values(values) + encode_values([b"x" * 5], RecordType.JSON) + encode_values(values)
+    )
+    decoded, used = decode_stream(stream + stream[:7])
+    assert used == len(stream)
+    assert [r.value for r in decoded] == [*values, b"xxxxx", *values]
+    assert [r.record_type for r in decoded] == [1] * 100 + [RecordType.JSON] + [1] * 100
+    assert all(type(r) is TlvRecord for r in decoded)
+    assert decode_stream(stream, max_records=150)[0] == decoded[:150]
 
 
 def test_decode_stream_accepts_bytearray_and_memoryview_and_copies_values() -> None:

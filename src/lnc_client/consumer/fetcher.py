@@ -7,9 +7,10 @@ Data flow of one poll (`Fetcher.poll_until`):
    header is already in the tail (`protocol.records.record_header`). When the last known
    high-water mark could be reached by the window, a tail fetch (`u64::MAX`, PROTOCOL.md §5) is
    pipelined right behind it, so `lag` is measured against the server's real end.
-2. The answer is a raw window that may cut records anywhere. `decode_stream(tail + window)`
-   returns the complete records and the bytes they use; the rest becomes the new tail, and
-   `offset` advances by exactly the bytes of the records delivered.
+2. The answer is a raw window that may cut records anywhere. `decode_window(tail + window)`
+   returns the complete records (a `RecordSequence`: built as they are read) and the bytes
+   they use; the rest becomes the new tail, and `offset` advances by exactly the bytes of the
+   records delivered.
 3. A full window starts the next fetch at once (`prefetch`). An empty window means nothing new:
    the next fetch waits an *adaptive* pause (`_idle_pause`): 0.25 ms after the first empty
    answer, doubling with each further one, capped at 1 ms while records arrived in the last
@@ -46,7 +47,7 @@ from lnc_client.errors import (
 from lnc_client.metrics import LatencyHistogram
 from lnc_client.protocol.control import FetchResult
 from lnc_client.protocol.frame import MAX_PAYLOAD_SIZE
-from lnc_client.protocol.records import RecordDialect, decode_stream, record_header
+from lnc_client.protocol.records import RecordDialect, decode_window, record_header
 from lnc_client.reconnect import ConnectionManager
 
 __all__ = ["Fetcher"]
@@ -412,7 +413,7 @@ class Fetcher:
         assert fetched.position == self.offset + len(tail)
         buffer = tail + data if tail else bytes(data)
         try:
-            records, used = decode_stream(buffer, dialect=self._config.record_dialect)
+            records, used = decode_window(buffer, dialect=self._config.record_dialect)
         except ProtocolError as error:
             self.seek(self.offset)  # drops the tail and any fetch in flight
             raise UndecodableRecordError(self.topic_id, self.offset, str(error)) from error

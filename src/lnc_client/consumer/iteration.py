@@ -23,7 +23,6 @@ decoded messages of `lnc_client.serde.DeserializingConsumer` and its blocking tw
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from operator import length_hint
 from typing import TypeVar
 
 from lnc_client.consumer.result import PollResult
@@ -34,7 +33,7 @@ __all__ = ["RecordLoop", "records_of"]
 T = TypeVar("T")
 
 
-def records_of(batch: PollResult) -> list[TlvRecord]:
+def records_of(batch: PollResult) -> Sequence[TlvRecord]:
     """The items of a plain record loop: the batch's own records."""
     return batch.records
 
@@ -50,7 +49,7 @@ class RecordLoop:
     def __init__(self, seek: Callable[[int], None], closed: Callable[[], bool]) -> None:
         self._seek = seek
         self._closed = closed
-        self._pending: tuple[object, PollResult, int | Iterator[object]] | None = None
+        self._pending: tuple[object, PollResult, int | list[int]] | None = None
 
     def forget(self) -> None:
         """Drop the unfinished batch: the caller chose a new position (`seek`)."""
@@ -62,10 +61,8 @@ class RecordLoop:
         if pending is None or self._closed():
             return
         _, batch, position = pending
-        if isinstance(position, int):
-            index = position
-        else:  # the batch's item iterator: the item it gave out last is not processed yet
-            index = len(batch.records) - length_hint(position) - 1
+        # a list counts the items the loop gave out: the last of them is not processed yet
+        index = position if isinstance(position, int) else max(position[0] - 1, 0)
         sizes = [record.total_size for record in batch.records]
         if sum(sizes) == batch.end_offset - batch.start_offset:
             self._seek(batch.start_offset + sum(sizes[:index]))
@@ -74,31 +71,24 @@ class RecordLoop:
 
     def _hand_out(
         self, token: object, batch: PollResult, items: Sequence[T], left: int | None
-    ) -> tuple[Iterator[T], int | None]:
-        """The iterator that hands out `items` (one per record of `batch`), and what is left.
+    ) -> tuple[Sequence[T], list[int], int | None]:
+        """The items to hand out of `batch` (one per record), their counter, and what is left.
 
-        A whole batch goes out through one list iterator whose position `rewind` reads, so an
-        item costs nothing but its `yield`; only the batch that a limit ends inside is counted
-        item by item.
+        The loop counts the items it gives out in the one-item list `rewind` reads
+        (`for counter[0], item in enumerate(part, 1)`: an item store, no object per item);
+        a limit that ends inside the batch cuts `part` short.
         """
+        counter = [0]
+        self._pending = (token, batch, counter)
         if left is not None and left < len(items):
-            return self._counted(token, batch, items, left), 0
-        handed_out = iter(items)
-        self._pending = (token, batch, handed_out)
-        return handed_out, None if left is None else left - len(items)
+            return items[:left], counter, 0
+        return items, counter, None if left is None else left - len(items)
 
-    def _counted(
-        self, token: object, batch: PollResult, items: Sequence[T], count: int
-    ) -> Iterator[T]:
-        for index in range(count):
-            self._pending = (token, batch, index)
-            yield items[index]
-        self._pending = (token, batch, count)
-
-    def _finished(self, handed_out: Iterator[object]) -> None:
-        """The loop asked past the batch's last item: every item of it is processed."""
-        if self._pending is not None and self._pending[2] is handed_out:
-            self._pending = None
+    def _finished(self, token: object, batch: PollResult, counter: list[int]) -> None:
+        """The loop asked past the last item it was to hand out: all of them are processed."""
+        if self._pending is not None and self._pending[2] is counter:
+            done = counter[0]
+            self._pending = None if done == len(batch.records) else (token, batch, done)
 
     def _end(self, token: object) -> None:
         if self._pending is not None and self._pending[0] is token:
@@ -129,10 +119,10 @@ class RecordLoop:
             if left is not None and left <= 0:
                 return
             async for batch in batches:
-                handed_out, left = self._hand_out(token, batch, items(batch), left)
-                for record in handed_out:
-                    yield record
-                self._finished(handed_out)
+                part, counter, left = self._hand_out(token, batch, items(batch), left)
+                for counter[0], item in enumerate(part, 1):
+                    yield item
+                self._finished(token, batch, counter)
                 if left == 0:
                     return
         finally:
@@ -151,9 +141,10 @@ class RecordLoop:
             if left is not None and left <= 0:
                 return
             for batch in batches:
-                handed_out, left = self._hand_out(token, batch, items(batch), left)
-                yield from handed_out
-                self._finished(handed_out)
+                part, counter, left = self._hand_out(token, batch, items(batch), left)
+                for counter[0], item in enumerate(part, 1):
+                    yield item
+                self._finished(token, batch, counter)
                 if left == 0:
                     return
         finally:

@@ -6,6 +6,7 @@ consumer name into the id used with the server's Subscribe/CommitOffset.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,7 +38,8 @@ class PollResult:
 
     Attributes:
         data: The stored bytes of the delivered records (LZ4 envelopes stay compressed here).
-        records: The records, in order (envelopes opened).
+        records: The records, in order (envelopes opened): a `RecordSequence`, whose records
+            are built as they are read (`len` builds none), or any sequence of records.
         start_offset: Byte offset of the first record.
         end_offset: Byte offset just past the last record: the consumer's new `current_offset`.
         high_water_mark: The topic's end offset as last seen from the server.
@@ -45,7 +47,7 @@ class PollResult:
     """
 
     data: bytes
-    records: list[TlvRecord]
+    records: Sequence[TlvRecord]
     start_offset: int
     end_offset: int
     high_water_mark: int

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from itertools import chain
-from typing import Final, cast
+from typing import Final, cast, overload
 
 import lz4.block
 
@@ -42,6 +43,7 @@ __all__ = [
     "RECORD_HEADER_SIZE",
     "CompressionCodec",
     "RecordDialect",
+    "RecordSequence",
     "RecordType",
     "RustRecordType",
     "TlvRecord",
@@ -49,6 +51,7 @@ __all__ = [
     "compress_records",
     "decode_records",
     "decode_stream",
+    "decode_window",
     "encode_json",
     "encode_records",
     "encode_values",
@@ -474,6 +477,136 @@ class _RecordBuilder:
     extended_type: int
 
 
+_PROBE_RECORDS: Final = 16
+"""How many records `decode_stream` looks ahead for a run of equal headers, and how many it
+decodes one by one after a probe that found none."""
+
+
+def _uniform_run(buffer: bytes, pos: int, stride: int, remaining: int) -> int:
+    """Count the records from `pos` on that have the very header of the record at `pos`.
+
+    Records of one type and one length lie at a fixed stride, so a run of them is found by
+    comparing every header byte position at once (`buffer[i::stride]`, in C). The run is probed
+    with `_PROBE_RECORDS` records, then doubled while it holds; it ends where the buffer, the
+    `remaining` count (-1: none) or the first other header does.
+
+    Returns:
+        The run's length, or 0 when the first probe already met another header.
+    """
+    limit = (len(buffer) - pos) // stride
+    if 0 <= remaining < limit:
+        limit = remaining
+    size = min(_PROBE_RECORDS, limit)
+    if size < 2:
+        return 0
+    header = buffer[pos : pos + RECORD_HEADER_SIZE]
+    good = 1
+    while True:
+        first = pos + good * stride
+        count = size - good
+        stop = first + count * stride
+        for index in range(RECORD_HEADER_SIZE):
+            if buffer[first + index : stop : stride] != header[index : index + 1] * count:
+                return good if good > 1 else 0
+        good = size
+        if size == limit:
+            return good
+        size = min(2 * size, limit)
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """`count` records of one type and one value length, back to back in `buffer` from `pos`.
+
+    The records are built when they are read: iterating cuts all the values out in C
+    (`struct.iter_unpack`), and Python only builds the `TlvRecord`s, one at a time, so a reader
+    that drops each record after use leaves nothing for the garbage collector to trace.
+    """
+
+    buffer: bytes
+    pos: int
+    record_type: int
+    length: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> TlvRecord:
+        start = self.pos + index * (RECORD_HEADER_SIZE + self.length) + RECORD_HEADER_SIZE
+        return TlvRecord(self.record_type, self.buffer[start : start + self.length])
+
+    def __iter__(self) -> Iterator[TlvRecord]:
+        size = RECORD_HEADER_SIZE + self.length
+        window = memoryview(self.buffer)[self.pos : self.pos + self.count * size]
+        record_type = self.record_type
+        builder, record_class = _RecordBuilder, TlvRecord
+        for (value,) in struct.iter_unpack(f"<{RECORD_HEADER_SIZE}x{self.length}s", window):
+            record = builder()
+            record.record_type = record_type
+            record.value = value
+            record.extended_type = 0
+            record.__class__ = record_class  # type: ignore[assignment]
+            yield cast("TlvRecord", record)
+
+
+_Chunk = list[TlvRecord] | _Run
+
+
+class RecordSequence(Sequence[TlvRecord]):
+    """The records of a decoded window, built as they are read.
+
+    `decode_window` returns one. It holds the window (immutable `bytes`) and where its records
+    lie; each `TlvRecord` is made when it is read (iteration or indexing), with its value
+    copied out as `bytes`, so records and values stay valid for good. Counting records
+    (`len`) builds none. Reading an index twice gives two equal records, not the same object.
+    A slice is a `list`. A sequence equals any sequence of equal records, a `list` included.
+    """
+
+    __slots__ = ("_chunks", "_count", "_starts")
+
+    def __init__(self, chunks: list[_Chunk]) -> None:
+        self._chunks = chunks
+        self._starts: list[int] = []
+        count = 0
+        for chunk in chunks:
+            self._starts.append(count)
+            count += len(chunk)
+        self._count = count
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> TlvRecord: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TlvRecord]: ...
+
+    def __getitem__(self, index: int | slice) -> TlvRecord | list[TlvRecord]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        position = index + self._count if index < 0 else index
+        if not 0 <= position < self._count:
+            raise IndexError("record index out of range")
+        at = bisect_right(self._starts, position) - 1
+        return self._chunks[at][position - self._starts[at]]
+
+    def __iter__(self) -> Iterator[TlvRecord]:
+        for chunk in self._chunks:
+            yield from chunk
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes | bytearray):
+            return NotImplemented
+        return len(self) == len(other) and all(map(TlvRecord.__eq__, self, other))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking like a list: unhashable
+
+    def __repr__(self) -> str:
+        return f"RecordSequence({list(self)!r})"
+
+
 def decode_stream(
     buffer: bytes | bytearray | memoryview,
     *,
@@ -500,8 +633,43 @@ def decode_stream(
     Raises:
         ProtocolError: A compressed envelope is corrupt.
     """
+    chunks, used = _decode(buffer, decompress, max_records, dialect)
+    return list(chain.from_iterable(chunks)), used
+
+
+def decode_window(
+    buffer: bytes | bytearray | memoryview,
+    *,
+    decompress: bool = True,
+    max_records: int | None = None,
+    dialect: RecordDialect = RecordDialect.LNC,
+) -> tuple[RecordSequence, int]:
+    """Decode like `decode_stream`, but hand the records out as a `RecordSequence`.
+
+    The headers are all read (and envelopes opened) now, so errors surface here; the records
+    of runs of one type and length (as `encode_values` writes them) are built only when read.
+    The consumer's `PollResult.records` is one.
+
+    Raises:
+        ProtocolError: A compressed envelope is corrupt.
+    """
+    chunks, used = _decode(buffer, decompress, max_records, dialect)
+    return RecordSequence(chunks), used
+
+
+def _decode(
+    buffer: bytes | bytearray | memoryview,
+    decompress: bool,
+    max_records: int | None,
+    dialect: RecordDialect,
+) -> tuple[list[_Chunk], int]:
+    """The decoder of `decode_stream` and `decode_window`: the records in chunks, bytes used.
+
+    A chunk is a list of records decoded one by one, or a `_Run` of equal headers.
+    """
     if not isinstance(buffer, bytes):
         buffer = bytes(buffer)
+    chunks: list[_Chunk] = []
     records: list[TlvRecord | _RecordBuilder] = []
     append = records.append
     unpack = _HEADER.unpack_from
@@ -512,6 +680,7 @@ def decode_stream(
     end = len(buffer)
     pos = 0
     remaining = -1 if max_records is None else max_records
+    probe_in = 0
     while remaining and end - pos >= header_size:
         record_type, length = unpack(buffer, pos)
         if record_type >= first_special and record_type in specials:
@@ -524,6 +693,19 @@ def decode_stream(
             stop = pos + header_size + length
             if stop > end:
                 break
+            if not probe_in:
+                run = _uniform_run(buffer, pos, stop - pos, remaining)
+                if run:
+                    if records:
+                        chunks.append(cast("list[TlvRecord]", records))
+                        records = []
+                        append = records.append
+                    chunks.append(_Run(buffer, pos, record_type, length, run))
+                    pos += run * (stop - pos)
+                    remaining -= run
+                    continue
+                probe_in = _PROBE_RECORDS
+            probe_in -= 1
             record = builder()
             record.record_type = record_type
             record.value = buffer[pos + header_size : stop]
@@ -532,7 +714,9 @@ def decode_stream(
             append(record)
             pos = stop
         remaining -= 1
-    return cast("list[TlvRecord]", records), pos
+    if records:
+        chunks.append(cast("list[TlvRecord]", records))
+    return chunks, pos
 
 
 def _decode_special(
