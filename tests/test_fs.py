@@ -99,3 +99,40 @@ def test_file_lock_excludes_another_holder(
     thread.join(10)
     assert order == ["first", "second"]
     assert path.with_name("offset.lock").exists() is flock
+
+
+WINDOWS_LOCKS = """
+import importlib, os, sys, tempfile, types
+from pathlib import Path
+sys.modules["fcntl"] = None
+from lnc_client import _fs
+calls = []
+fake = types.ModuleType("msvcrt")
+fake.LK_LOCK, fake.LK_UNLCK = 1, 0
+busy = [2]
+def locking(fd, mode, nbytes):
+    position = os.lseek(fd, 0, os.SEEK_CUR)
+    if mode == fake.LK_LOCK and busy[0]:
+        busy[0] -= 1
+        raise OSError(36, "Resource deadlock avoided")
+    calls.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), mode, position, nbytes))
+fake.locking = locking
+sys.modules["msvcrt"] = fake
+sys.platform, linux = "win32", sys.platform
+importlib.reload(_fs)  # as loaded on Windows
+sys.platform = linux
+path = Path(tempfile.mkdtemp()) / "offsets"
+with _fs.FileLock(path):
+    calls.append("inside")
+print(calls)
+"""
+
+
+def test_file_lock_uses_msvcrt_locking_on_windows() -> None:
+    """Without fcntl on Windows the lock is the platform's (other processes kept out), held
+    through LK_LOCK's give-ups, on the lock file's first byte, released on exit."""
+    result = run_python(WINDOWS_LOCKS)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(
+        [("offsets.lock", 1, 0, 1), "inside", ("offsets.lock", 0, 0, 1)]
+    )

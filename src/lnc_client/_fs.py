@@ -26,10 +26,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import ClassVar, Final
 
 try:
@@ -38,6 +39,12 @@ except ImportError:  # Windows: no flock
     HAVE_FLOCK = False
 else:
     HAVE_FLOCK = True
+
+_msvcrt: ModuleType | None = None
+if not HAVE_FLOCK and sys.platform == "win32":
+    import msvcrt as _windows_locks
+
+    _msvcrt = _windows_locks
 
 __all__ = [
     "HAVE_FLOCK",
@@ -138,8 +145,9 @@ class FileLock:
     """An exclusive lock on `<path>.lock`, held for a `with` block (blocking: use a thread).
 
     The lock file is created (with its directory) on first use and left in place: removing it
-    would race with another process locking it. With `fcntl` it is an advisory `flock` that
-    keeps other processes out; without it, only other threads of this process.
+    would race with another process locking it. The platform's lock keeps other processes out:
+    an advisory `flock` with `fcntl`, `msvcrt.locking` of the file's first byte on Windows.
+    Where neither exists, only other threads of this process are kept out.
 
     Args:
         path: The file the lock protects.
@@ -156,7 +164,7 @@ class FileLock:
 
     def __enter__(self) -> None:
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        if not HAVE_FLOCK:
+        if not HAVE_FLOCK and _msvcrt is None:
             with FileLock._local_guard:
                 key = self._lock_path.absolute()
                 self._local = FileLock._local_locks.setdefault(key, threading.Lock())
@@ -164,7 +172,10 @@ class FileLock:
             return
         self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if _msvcrt is not None:
+                _windows_lock(_msvcrt, self._fd)
+            else:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
             os.close(self._fd)
             raise
@@ -180,7 +191,25 @@ class FileLock:
             self._local = None
             return
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if _msvcrt is not None:
+                os.lseek(self._fd, 0, os.SEEK_SET)
+                _msvcrt.locking(self._fd, _msvcrt.LK_UNLCK, 1)
+            else:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             os.close(self._fd)
             self._fd = -1
+
+
+def _windows_lock(msvcrt: ModuleType, fd: int) -> None:
+    """Lock the first byte of `fd`, waiting as long as another process holds it.
+
+    `LK_LOCK` tries once a second for about 10 s, then raises; the wait goes on like `flock`'s.
+    """
+    os.lseek(fd, 0, os.SEEK_SET)
+    while True:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+        except OSError:
+            continue
+        return
