@@ -100,6 +100,11 @@ def test_produce_forms_and_consume_formats(lnc: Lnc, tmp_path: Path) -> None:
     assert hexed == "01 68656c6c6f\n"
     assert lnc("consume", "-t", "recs", "--limit", "2", "-o", "10").out == 'wörld\n{"a":1}\n'
     assert lnc("consume", "-t", "recs", "--from-end", "--format", "text").out == ""
+    lnc("create-topic", "-n", "big")
+    lnc("produce", "-t", "big", "a" * 700_000, "b" * 700_000, "--batch-size", "1")
+    # One record-mode fetch reads up to 1 MiB: the first record only; -m counts fetches.
+    assert lnc("consume", "-t", "big", "--format", "hex", "-m", "1").out.count("\n") == 1
+    assert lnc("consume", "-t", "big", "--format", "hex").out.count("\n") == 2
     bad_json = lnc("produce", "-t", "recs", "--json", "not json")
     assert bad_json.code == 1
     assert bad_json.err.startswith("Error: not JSON")

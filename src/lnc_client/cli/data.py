@@ -288,10 +288,12 @@ async def _consume_records(args: argparse.Namespace, where: Endpoint) -> int:
     config = where.consumer_config(
         topic_id, start_position=_start(args), max_fetch_bytes=1024 * 1024, poll_timeout_s=0.5
     )
-    printed = 0
+    printed = fetches = 0
     idle_since = time.monotonic()
     async with await StandaloneConsumer.connect(where.address, config) as consumer:
-        while args.limit is None or printed < args.limit:
+        while (args.limit is None or printed < args.limit) and (
+            args.max_records is None or fetches < args.max_records
+        ):
             if end is not None and consumer.current_offset >= end:
                 break
             result = await consumer.poll()
@@ -300,6 +302,7 @@ async def _consume_records(args: argparse.Namespace, where: Endpoint) -> int:
                     raise CliError(f"no records arrived for {where.timeout_s:g} s")
                 continue
             idle_since = time.monotonic()
+            fetches += 1
             records = result.records
             if args.limit is not None:
                 records = records[: args.limit - printed]
