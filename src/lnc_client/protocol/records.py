@@ -487,8 +487,10 @@ class _RecordBuilder(_RecordSlots):
 
 
 _PROBE_RECORDS: Final = 16
-"""How many records `decode_stream` looks ahead for a run of equal headers, and how many it
-decodes one by one after a probe that found none."""
+"""How many records the decoder looks ahead for a run of equal headers, and how many it
+decodes one by one after a probe that found none (doubled after each further miss, up to
+`_MAX_PROBE_GAP`, so streams of varying lengths pay almost nothing for the probes)."""
+_MAX_PROBE_GAP: Final = 1024
 
 
 def _uniform_run(buffer: bytes, pos: int, stride: int, remaining: int) -> int:
@@ -509,6 +511,8 @@ def _uniform_run(buffer: bytes, pos: int, stride: int, remaining: int) -> int:
     if size < 2:
         return 0
     header = buffer[pos : pos + RECORD_HEADER_SIZE]
+    if buffer[pos + stride : pos + stride + RECORD_HEADER_SIZE] != header:
+        return 0  # the common miss, found with one comparison
     good = 1
     while True:
         first = pos + good * stride
@@ -689,6 +693,7 @@ def _decode(
     pos = 0
     remaining = -1 if max_records is None else max_records
     probe_in = 0
+    probe_gap = _PROBE_RECORDS
     while remaining and end - pos >= header_size:
         record_type, length = unpack(buffer, pos)
         if record_type >= first_special and record_type in specials:
@@ -711,8 +716,10 @@ def _decode(
                     chunks.append(_Run(buffer, pos, record_type, length, run))
                     pos += run * (stop - pos)
                     remaining -= run
+                    probe_gap = _PROBE_RECORDS
                     continue
-                probe_in = _PROBE_RECORDS
+                probe_in = probe_gap
+                probe_gap = min(2 * probe_gap, _MAX_PROBE_GAP)
             probe_in -= 1
             record = builder()
             record.record_type = record_type
