@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import shutil
+import socket
 import ssl
 import struct
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -385,3 +389,32 @@ async def test_connections_accepted_while_stopping_are_all_closed(
         closed = await asyncio.gather(*clients)
         assert server.connection_count == 0
         assert all(closed), f"{closed.count(False)} connections stayed open after stop()"
+
+
+async def test_a_connection_accepted_just_before_stop_is_closed_not_leaked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop accepted connections, their transports are not made yet, and stop() begins.
+
+    Closing the listener at that moment made the transports' creation fail inside asyncio
+    (Python 3.11: `Server._attach` asserts the server is open), so the accepted sockets were
+    never closed: the peer saw nothing, and the garbage collector later warned about them.
+    """
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    server = LanceServer(tmp_path / "d", port=0)
+    await server.start()
+    peers = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(5)]
+    try:
+        await asyncio.sleep(0)  # the loop accepts them in the next turn ...
+        await asyncio.sleep(0)  # ... and stop() runs before their transports are made
+        await server.stop()
+        for peer in peers:
+            peer.settimeout(TIMEOUT)
+            with contextlib.suppress(ConnectionResetError):  # closed (FIN) or reset: both fine
+                assert peer.recv(1) == b""
+        gc.collect()
+    finally:
+        for peer in peers:
+            peer.close()
+    assert unraisable == []

@@ -13,6 +13,7 @@ owns the process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -304,6 +305,7 @@ class LanceServer:
             return
         self._listener = None
         state.stopping = True  # before close: a connection made from now on is dropped
+        await _stop_accepting(listener)
         listener.close()
         if self._retention_task is not None:
             self._retention_task.cancel()
@@ -384,6 +386,23 @@ class LanceServer:
             await asyncio.wait_for(state.writer.call(close_all), _STORAGE_CLOSE_TIMEOUT)
         finally:
             await state.writer.stop(_STORAGE_CLOSE_TIMEOUT)
+
+
+async def _stop_accepting(listener: asyncio.Server) -> None:
+    """Accept no more connections, and let those already accepted get their transports.
+
+    The loop accepts a connection in one turn and makes its transport in the next. Closing the
+    listener in between makes that fail inside asyncio (Python 3.11's `Server._attach` asserts
+    the server is still open) and the accepted socket is never closed: the peer waits for
+    nothing and the garbage collector warns later. So the listening sockets are first taken off
+    the loop (an accept already queued for this turn is cancelled with them), and one turn lets
+    pending transports be made; their `connection_made` sees `stopping` and drops them.
+    """
+    loop = asyncio.get_running_loop()
+    for sock in listener.sockets:
+        with contextlib.suppress(NotImplementedError):  # loops without remove_reader
+            loop.remove_reader(sock.fileno())
+    await asyncio.sleep(0)
 
 
 class ServerThread:
