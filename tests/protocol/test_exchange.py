@@ -19,6 +19,7 @@ from lnc_client.errors import (
     ForwardFailedError,
     InvalidFrameError,
     ProtocolError,
+    ServerIOError,
     TopicAlreadyExistsError,
     TopicNotFoundError,
 )
@@ -266,7 +267,14 @@ def test_an_ingest_only_text_goes_to_the_batch_even_behind_a_request(text: str) 
     assert refused.error.server_text == text
 
 
-@pytest.mark.parametrize("text", ["FORWARD_FAILED: Leader address unknown", "NOT_LEADER: x"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FORWARD_FAILED: Leader address unknown",
+        "NOT_LEADER: x",
+        "I/O error: No space left on device (os error 28)",
+    ],
+)
 def test_a_text_both_can_get_goes_to_a_request_sent_before_every_batch(text: str) -> None:
     exchange = ClientExchange()
     request_id, _ = exchange.send_request(ControlCommand.LIST_TOPICS)
@@ -289,6 +297,22 @@ def test_a_follower_forward_failure_ahead_of_a_later_reply_goes_to_the_batch() -
     assert isinstance(refused, BatchRefused)
     assert refused.batch_id == 1
     assert isinstance(refused.error, ForwardFailedError)
+    assert isinstance(answered, RequestAnswered)
+    assert answered.request_id == request_id
+
+
+def test_a_disk_full_refusal_ahead_of_a_later_reply_goes_to_the_batch() -> None:
+    """Issue 9.3: the write of a batch read earlier fails (disk full) before the server reads
+    and answers a later request; the error is the batch's, the reply the request's."""
+    exchange = ClientExchange()
+    batches(exchange, 1)
+    request_id, _ = exchange.send_request(ControlCommand.LIST_TOPICS)
+    text = "I/O error: No space left on device (os error 28)"
+    assert exchange.receive_data(error(text) + TOPICS) == []
+    refused, answered = barrier(exchange)
+    assert isinstance(refused, BatchRefused)
+    assert refused.batch_id == 1
+    assert isinstance(refused.error, ServerIOError)
     assert isinstance(answered, RequestAnswered)
     assert answered.request_id == request_id
 
