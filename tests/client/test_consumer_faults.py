@@ -29,6 +29,10 @@ MARGIN = 0.15
 
 VALUES = [b"record-%04d" % n for n in range(200)]
 
+PRODUCER_FINISH_BOUND = 30.0
+"""Bound on a producer finishing its batch in progress: above any single `ingest()` attempt
+(connect timeout, then TIMEOUT for the ack), so a slow attempt fails with its own error."""
+
 
 class TimedPolls:
     """Polls a consumer until `count` records came, checking each poll's duration."""
@@ -171,7 +175,9 @@ async def test_server_restart_under_load(events_server: LanceServer) -> None:
             await polls.until(polls.received + 40)
         finally:
             stop.set()
-            await asyncio.wait_for(producing, TIMEOUT)
+            # The batch in progress ends by itself: acked, or failed by one of its own bounds
+            # (connect, then TIMEOUT for the ack), which then fails the test with its error.
+            await asyncio.wait_for(producing, PRODUCER_FINISH_BOUND)
         await polls.until(len(acked) * 5)
         assert await consumer.poll(timeout=0.2) is None
         assert consumer.reconnects >= 1
