@@ -25,7 +25,14 @@ from lnc_client.server import ServerThread
 from ..real_lance import RealNode, lance_bin
 from .conftest import LNC
 
-pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+SCRIPT_TIMEOUT_S = 120
+"""Bound on one run of the script (about 15 interpreter starts; seconds on a loaded machine)."""
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash"),
+    # above SCRIPT_TIMEOUT_S: a slow run fails with the script's own output, not pytest's timeout
+    pytest.mark.timeout(SCRIPT_TIMEOUT_S + 30),
+]
 
 SCRIPT = r"""
 set -e
@@ -146,7 +153,7 @@ def _run(lnc: str, server: str, work: Path) -> str:
         ["bash", "-c", SCRIPT],
         env={**os.environ, "LNC": lnc, "SERVER": server, "WORK": str(work)},
         capture_output=True,
-        timeout=120,
+        timeout=SCRIPT_TIMEOUT_S,
         check=False,
     )
     output = done.stdout.decode()
