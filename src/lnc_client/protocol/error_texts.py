@@ -181,9 +181,7 @@ TOPIC_ID_NOT_FOUND_CONFIG: Final = _templated(
 REPLICATION_FAILED: Final = _templated(
     "Failed to replicate {what}", ReplicationError, "Failed to replicate"
 )
-IO_ERROR: Final = _templated(
-    "I/O error: {detail}", ServerIOError, "I/O error", Side.BOTH
-)
+IO_ERROR: Final = _templated("I/O error: {detail}", ServerIOError, "I/O error", Side.BOTH)
 """A failed write refuses a batch (disk full); a failed command a request."""
 IO_FILE_GONE: Final = _exact(
     "I/O error: No such file or directory (os error 2)", SegmentMissingError
