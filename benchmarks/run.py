@@ -190,6 +190,8 @@ class Server:
     """A server subprocess on a fresh data directory."""
 
     def __init__(self, kind: str, src: Path, lance_bin: Path, data_root: str | None) -> None:
+        if data_root is not None:
+            Path(data_root).mkdir(parents=True, exist_ok=True)
         self.data_dir = tempfile.mkdtemp(prefix="lnc-bench-", dir=data_root)
         if kind == "lance":
             port = free_port()

@@ -49,6 +49,7 @@ from lnc_client.protocol.exchange import (
     RequestFailed,
 )
 from lnc_client.protocol.frame import ControlCommand, Frame
+from lnc_client.tls_probe import ClosedInSilenceError
 
 __all__ = ["Connection", "IngestCallback", "LwpConnection", "connect"]
 
@@ -450,7 +451,8 @@ class Connection:
 
     def _lost(self, exc: Exception | None) -> None:
         silent = not self.bytes_received and self.options.ssl_context is None
-        self._fail(ConnectionError(_lost_reason(exc, silent=silent)))
+        error = ClosedInSilenceError if silent else ConnectionError
+        self._fail(error(_lost_reason(exc, silent=silent)))
         if not self._closed.done():
             self._closed.set_result(None)
 
@@ -492,10 +494,11 @@ def copy_error(error: LanceError) -> LanceError:
     """Return a fresh exception of the same class, so each waiter gets its own traceback.
 
     Used wherever one failure reaches several waiters; notes added to the copy (`add_note`)
-    stay on the copy.
+    stay on the copy. The cause (`__cause__`) is kept.
     """
     copy = type(error).__new__(type(error))
     copy.__dict__.update(error.__dict__)
+    copy.__cause__ = error.__cause__
     if "__notes__" in copy.__dict__:
         copy.__notes__ = list(copy.__notes__)
     copy.args = error.args

@@ -18,6 +18,12 @@ connection options apply) and given back when the manager closes or replaces the
 seed order is the discovery's current ranking (refreshed from GetClusterStatus), followed by
 the manager's own seeds.
 
+Plaintext to a TLS port fails fast. A plaintext connection the server closes before sending a
+byte (`ClosedInSilenceError`) makes the manager ask that port whether it speaks TLS
+(`tls_probe.refuse_if_tls`, the first `_TLS_PROBES` times in a row) before it retries: a TLS
+answer raises `PermanentConnectionError`; anything else (a proxy in front of a stopped server)
+leaves the retries as they were.
+
 Backoff on every path. A connection that opens and is then dropped at once (a full disk, a
 frame over the server's limit, a proxy in front of a stopped server) would otherwise be reopened
 in a tight loop. A connection that lived less than `_STABLE_S` counts as a failed attempt: the
@@ -49,6 +55,7 @@ from lnc_client.errors import (
 )
 from lnc_client.metrics import RequestStats
 from lnc_client.pool import ConnectionPool, PooledConnection
+from lnc_client.tls_probe import refuse_if_tls
 
 __all__ = [
     "ConnectionManager",
@@ -63,6 +70,10 @@ T = TypeVar("T")
 _STABLE_S = 1.0
 """A connection that lived this long was healthy: the next reconnect starts without delay."""
 _LOG_WINDOW_S = 10.0
+_TLS_PROBES = 3
+"""Silent closes in a row after which the port is no longer asked whether it speaks TLS."""
+_TLS_PROBE_S = 2.0
+"""Bound on one TLS probe (also bounded by the connect timeout and the caller's deadline)."""
 
 
 class LogLimiter:
@@ -295,9 +306,12 @@ class ConnectionManager:
         if loop.time() - self._opened_at >= _STABLE_S:
             self._quick_drops = 0
             return
+        conn = self._current
+        failure = conn.failure if conn is not None else None
+        if conn is not None and self._quick_drops < _TLS_PROBES:
+            await refuse_if_tls(failure, conn.address, self._probe_s(deadline))
         delay = self.reconnect.delay_for_attempt(self._quick_drops)
         self._quick_drops += 1
-        failure = self._current.failure if self._current is not None else None
         self._logs.log(
             logging.WARNING,
             "quick-drop",
@@ -309,6 +323,13 @@ class ConnectionManager:
         if deadline is not None and loop.time() + delay >= deadline:
             raise _timed_out(failure)
         await asyncio.sleep(delay)
+
+    def _probe_s(self, deadline: float | None) -> float:
+        """The time a TLS probe (`refuse_if_tls`) may take: short, and within `deadline`."""
+        limit = min(self.options.connect_timeout_s, _TLS_PROBE_S)
+        if deadline is None:
+            return limit
+        return min(limit, deadline - asyncio.get_running_loop().time())
 
     async def _open_and_set_up(self, deadline: float | None) -> Connection:
         """Open a connection and run `on_connect` on it; only a set-up connection is kept.
@@ -327,6 +348,8 @@ class ConnectionManager:
                 await self._on_connect(conn)
             except LanceError as error:
                 await self._drop(conn)
+                if attempt < _TLS_PROBES:
+                    await refuse_if_tls(error, conn.address, self._probe_s(deadline))
                 attempt += 1
                 delay = self.reconnect.delay_for_attempt(attempt - 1)
                 if (
@@ -408,6 +431,8 @@ class ConnectionManager:
                 except LanceError as error:
                     if not error.retryable:
                         raise
+                    if attempt < _TLS_PROBES:
+                        await refuse_if_tls(error, address, self._probe_s(deadline))
                     last_error = self.last_error = error
                     self._logs.log(
                         logging.INFO,

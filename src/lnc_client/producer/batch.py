@@ -293,7 +293,8 @@ async def wait_settled(
             for future in futures:
                 await asyncio.shield(future)
     except LanceError as error:
-        raise copy_error(error) from None  # the batch failed (also with a TimeoutError)
+        # the batch failed (also with a TimeoutError): its own cause, not this frame's
+        raise copy_error(error) from error.__cause__
     except builtins.TimeoutError:
         raise TimeoutError(
             f"batch {batch_id} was not acknowledged within {timeout} s (it may still be delivered)"
