@@ -122,7 +122,7 @@ def matrix(quick: bool) -> list[Point]:
             {"size": 100, "records": 1_000_000 if q else 10_000_000},
         ),
     ]
-    for rate in (1000, 10_000):
+    for rate in (10, 1000, 10_000):  # 10/s: what tailing a slow topic costs
         points.append(
             Point(
                 f"e2e_{rate}",

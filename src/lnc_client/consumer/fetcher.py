@@ -12,9 +12,9 @@ Data flow of one poll (`Fetcher.poll_until`):
    they use; the rest becomes the new tail, and `offset` advances by exactly the bytes of the
    records delivered.
 3. A full window starts the next fetch at once (`prefetch`). An empty window means nothing new:
-   the next fetch waits an *adaptive* pause (`_idle_pause`): 0.25 ms after the first empty
-   answer, doubling with each further one, capped at 1 ms while records arrived in the last
-   second (a tailing consumer sees a record about a millisecond after it is stored) and at
+   the next fetch waits an *adaptive* pause (`_idle_pause`): 0.1 ms after the first empty
+   answer, doubling with each further one, capped at 0.4 ms while records arrived in the last
+   second (a tailing consumer sees a record about half a millisecond after it is stored) and at
    `poll_interval_ms` once the topic has been idle longer (an idle consumer costs a few fetches
    a second). A record resets it. CatchingUp backs off `catching_up_backoff_s`,
    doubling, and raises `ServerCatchingUpError` once it has lasted `catching_up_timeout_s`. A
@@ -55,9 +55,9 @@ __all__ = ["Fetcher"]
 _log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_DOUBLINGS: Final = 4
-_IDLE_FIRST_S: Final = 0.00025
+_IDLE_FIRST_S: Final = 0.0001
 """Pause after the first empty fetch; it doubles with each further empty fetch in a row."""
-_ACTIVE_CAP_S: Final = 0.001
+_ACTIVE_CAP_S: Final = 0.0004
 """Longest pause between empty fetches while records arrived within `_ACTIVE_WINDOW_S`."""
 _ACTIVE_WINDOW_S: Final = 1.0
 _T = TypeVar("_T")

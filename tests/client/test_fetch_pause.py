@@ -1,0 +1,46 @@
+"""The consumer's adaptive pause between empty fetches (`Fetcher._idle_pause`), step by step.
+
+While records flow the pause starts at 0.1 ms and doubles up to 0.4 ms (a tailing consumer sees
+a record about half a millisecond after it is stored: docs/benchmarks.md); once the topic has
+been quiet for a second it doubles on up to `poll_interval_ms` (an idle consumer costs a few
+fetches a second); a record resets it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lnc_client.config import ConnectionOptions, ReconnectConfig, StandaloneConfig
+from lnc_client.consumer.fetcher import Fetcher
+from lnc_client.reconnect import ConnectionManager
+
+
+def fetcher(poll_interval_ms: int = 50) -> Fetcher:
+    config = StandaloneConfig(topic_id=1, poll_interval_ms=poll_interval_ms)
+    manager = ConnectionManager(["127.0.0.1:1"], ConnectionOptions(), ReconnectConfig())
+    return Fetcher(config, manager)
+
+
+def pauses(f: Fetcher, now: float, count: int) -> list[float]:
+    return [round(f._idle_pause(now) * 1000, 4) for _ in range(count)]
+
+
+def test_while_records_flow_the_pause_doubles_from_a_tenth_of_a_ms_to_four_tenths() -> None:
+    f = fetcher()
+    f._last_records_at = 100.0
+    assert pauses(f, 100.5, 6) == [0.1, 0.2, 0.4, 0.4, 0.4, 0.4]
+
+
+def test_on_an_idle_topic_the_pause_grows_to_the_poll_interval() -> None:
+    f = fetcher(poll_interval_ms=50)
+    f._last_records_at = 100.0
+    assert pauses(f, 101.5, 11) == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 50.0, 50.0]
+
+
+@pytest.mark.parametrize("poll_interval_ms", [0, 1])
+def test_a_short_poll_interval_caps_the_pause_while_records_flow_too(
+    poll_interval_ms: int,
+) -> None:
+    f = fetcher(poll_interval_ms=poll_interval_ms)
+    f._last_records_at = 100.0
+    assert max(pauses(f, 100.1, 8)) <= poll_interval_ms
