@@ -28,6 +28,7 @@ MAIN = (
     "e2e_p99_ms",
     "e2e_p999_ms",
     "idle_consumer_cpu_pct",
+    "process_cpu_pct",
     "fsync_4k_p50_ms",
     "fsync_4k_p99_ms",
     "ceiling_mb_s",

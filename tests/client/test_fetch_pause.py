@@ -1,9 +1,11 @@
 """The consumer's adaptive pause between empty fetches (`Fetcher._idle_pause`), step by step.
 
-While records flow the pause starts at 0.1 ms and doubles up to 0.4 ms (a tailing consumer sees
-a record about half a millisecond after it is stored: docs/benchmarks.md); once the topic has
-been quiet for a second it doubles on up to `poll_interval_ms` (an idle consumer costs a few
-fetches a second); a record resets it.
+While records flow the pause starts at 0.1 ms and doubles up to an eighth of the usual time
+between answers that brought records, and at least 0.4 ms (a consumer tailing a busy topic sees
+a record about half a millisecond after it is stored, one tailing a slow topic does not fetch
+it hundreds of times a second: docs/benchmarks.md); once the topic has been quiet for a second
+it doubles on up to `poll_interval_ms` (an idle consumer costs a few fetches a second); a
+record resets it.
 """
 
 from __future__ import annotations
@@ -44,3 +46,23 @@ def test_a_short_poll_interval_caps_the_pause_while_records_flow_too(
     f = fetcher(poll_interval_ms=poll_interval_ms)
     f._last_records_at = 100.0
     assert max(pauses(f, 100.1, 8)) <= poll_interval_ms
+
+
+def test_a_slow_topic_is_fetched_at_an_eighth_of_its_record_gap() -> None:
+    f = fetcher()
+    for second in range(20):  # an answer with records every 100 ms: 10 a second
+        f._records_came(100.0 + second / 10)
+    assert f._gap_s == pytest.approx(0.1, rel=0.01)
+    steps = pauses(f, 102.0, 9)
+    assert steps[:7] == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4]
+    assert steps[7:] == pytest.approx([12.5, 12.5], rel=0.01)
+
+
+def test_records_after_an_idle_second_start_fast_again() -> None:
+    f = fetcher()
+    f._records_came(100.0)
+    f._records_came(100.5)
+    f._records_came(105.0)  # idle for 4.5 s: the gap is forgotten
+    assert pauses(f, 105.001, 5) == [0.1, 0.2, 0.4, 0.4, 0.4]
+    f._records_came(105.002)
+    assert pauses(f, 105.003, 1) == [0.1]  # a record resets the doubling

@@ -13,8 +13,10 @@ Data flow of one poll (`Fetcher.poll_until`):
    records delivered.
 3. A full window starts the next fetch at once (`prefetch`). An empty window means nothing new:
    the next fetch waits an *adaptive* pause (`_idle_pause`): 0.1 ms after the first empty
-   answer, doubling with each further one, capped at 0.4 ms while records arrived in the last
-   second (a tailing consumer sees a record about half a millisecond after it is stored) and at
+   answer, doubling with each further one, capped while records arrived in the last second at
+   an eighth of the usual time between them, and at least 0.4 ms (a consumer tailing a busy
+   topic sees a record about half a millisecond after it is stored, one tailing 10 records a
+   second fetches about 100 times a second, not 800) and at
    `poll_interval_ms` once the topic has been idle longer (an idle consumer costs a few fetches
    a second). A record resets it. CatchingUp backs off `catching_up_backoff_s`,
    doubling, and raises `ServerCatchingUpError` once it has lasted `catching_up_timeout_s`. A
@@ -58,7 +60,11 @@ _MAX_BACKOFF_DOUBLINGS: Final = 4
 _IDLE_FIRST_S: Final = 0.0001
 """Pause after the first empty fetch; it doubles with each further empty fetch in a row."""
 _ACTIVE_CAP_S: Final = 0.0004
-"""Longest pause between empty fetches while records arrived within `_ACTIVE_WINDOW_S`."""
+"""Longest pause between empty fetches while records arrive often (every 3.2 ms or less)."""
+_GAP_SHARE: Final = 8
+"""While records flow, the pause is capped at this fraction of the usual time between answers
+that brought records (at least `_ACTIVE_CAP_S`): a slow topic is not fetched hundreds of
+times a second for a record now and then."""
 _ACTIVE_WINDOW_S: Final = 1.0
 _T = TypeVar("_T")
 
@@ -131,6 +137,7 @@ class Fetcher:
         self._not_before = 0.0
         self._empty_in_a_row = 0
         self._last_records_at = float("-inf")
+        self._gap_s = 0.0  # moving average of the time between answers that brought records
         self._retries = 0
         self._catching_up_since: float | None = None
         self._catching_up_replies = 0
@@ -407,8 +414,7 @@ class Fetcher:
             counts["empty_fetches"] += 1
             self._not_before = now + self._idle_pause(now)
             return None
-        self._empty_in_a_row = 0
-        self._last_records_at = now
+        self._records_came(now)
         tail = self._tail
         assert fetched.position == self.offset + len(tail)
         buffer = tail + data if tail else bytes(data)
@@ -427,11 +433,18 @@ class Fetcher:
         counts["batches_received"] += 1
         return PollResult(buffer[:used], records, start, end, hwm, len(records))
 
+    def _records_came(self, now: float) -> None:
+        """An answer brought records: reset the pause, update the usual gap between such answers."""
+        self._empty_in_a_row = 0
+        since = now - self._last_records_at
+        self._gap_s = self._gap_s + (since - self._gap_s) / 4 if since < _ACTIVE_WINDOW_S else 0.0
+        self._last_records_at = now
+
     def _idle_pause(self, now: float) -> float:
         """Seconds to wait after an empty fetch: short while records flow, long when idle."""
         pause = _IDLE_FIRST_S * float(1 << min(self._empty_in_a_row, 16))
         self._empty_in_a_row += 1
         ceiling = self._config.poll_interval_ms / 1000
         if now - self._last_records_at < _ACTIVE_WINDOW_S:
-            ceiling = min(ceiling, _ACTIVE_CAP_S)
+            ceiling = min(ceiling, max(_ACTIVE_CAP_S, self._gap_s / _GAP_SHARE))
         return min(pause, ceiling)
