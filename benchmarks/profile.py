@@ -1,29 +1,26 @@
-"""Where the client's CPU goes per record: a py-spy profile of one hot path, in us per record.
+"""Where the client's CPU goes per record: a py-spy profile of one benchmark case, in us per record.
 
 docs/benchmarks.md explains each missed target with such a profile. This script starts
-`lnc serve` (a subprocess, on a fresh data directory), then runs a client child process in one
-mode under `py-spy record` (sampling, 1,000 Hz, `--format raw`; install it with
-`pip install py-spy`, it is not a dependency of the project):
+`lnc serve` (a subprocess, on a fresh data directory) and runs the very case of `run.py`'s point
+(`run.py --child`, the code of `cases.py`) twice: once plain, for the client's CPU time per
+record (getrusage over the measured section), and once under `py-spy record` (sampling,
+1,000 Hz, `--format raw`; install it with `pip install py-spy`, it is not a dependency of the
+project). The samples taken in the event loop (setting-up frames such as `_fill` and
+`create_topics` left out; the Acks and replies run in the loop's own callbacks, not under the
+case's frame) are then shared out over that CPU time, so
+each function's inclusive share reads as microseconds of client CPU per record. The share of
+`EpollSelector.select` is the loop waiting (py-spy samples wall time), not CPU.
 
-* `send_async`: `await producer.send_async(topic, value)` N times, then `flush()`;
-* `send_nowait`: `producer.send_nowait(topic, value)` N times (yielding every 10,000), then
-  `flush()`;
-* `iter`: fill a topic with N records, then `async for record in consumer` over all of them;
-* `poll`: the same, with `poll()` and a loop over each result's records.
-
-Default `ProducerConfig` and `StandaloneConfig`, 100-byte records. The child prints its CPU
-time (getrusage) per record over the measured loop; the samples taken inside the event loop
-are then shared out over that time, so each function's inclusive share reads as microseconds
-of client CPU per record.
-
-Usage: python benchmarks/profile.py MODE [--records N] [--top N] [--keep FILE]
+Usage: python benchmarks/profile.py POINT [--records N] [--top N] [--keep FILE]
+  POINT is one of produce_send_async_100B, produce_send_nowait_100B, consume_poll_100B,
+  consume_iter_100B.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import os
+import json
 import shutil
 import subprocess
 import sys
@@ -31,68 +28,18 @@ import tempfile
 import time
 from pathlib import Path
 
-CLIENT = r"""
-import asyncio, resource, sys
-from lnc_client.admin import LanceClient
-from lnc_client.config import ClientConfig, StandaloneConfig, parse_address
-from lnc_client.consumer import StandaloneConsumer
-from lnc_client.producer import Producer
-
-address, mode, records = sys.argv[1], sys.argv[2], int(sys.argv[3])
-
-
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-async def main():
-    parsed = parse_address(address)
-    async with LanceClient(ClientConfig(host=parsed.host, port=parsed.port)) as admin:
-        topic = (await admin.create_topic("profile")).id
-    value = b"x" * 100
-    async with Producer(address) as producer:
-        started = cpu()
-        if mode == "send_async":
-            send = producer.send_async
-            for _ in range(records):
-                await send(topic, value)
-        elif mode == "send_nowait":
-            send = producer.send_nowait
-            for _ in range(records // 10_000):
-                for _ in range(10_000):
-                    send(topic, value)
-                await asyncio.sleep(0)
-        else:
-            for _ in range(records // 1000):
-                await producer.send_batch_async(topic, [value] * 1000)
-        await producer.flush()
-        used = cpu() - started
-    if mode in ("iter", "poll"):
-        config = StandaloneConfig("profile", topic, auto_commit_interval_s=None)
-        async with StandaloneConsumer(address, config) as consumer:
-            got, started = 0, cpu()
-            if mode == "iter":
-                async for _record in consumer:
-                    got += 1
-                    if got == records:
-                        break
-            else:
-                while got < records:
-                    result = await consumer.poll()
-                    if result is not None:
-                        for _record in result.records:
-                            got += 1
-            used = cpu() - started
-    print(f"{used / records * 1e6:.4f}")
-
-
-asyncio.run(main())
-"""
+HERE = Path(__file__).resolve().parent
+POINTS = {
+    "produce_send_async_100B": ("produce_records", {"mode": "send_async", "topics": 1}),
+    "produce_send_nowait_100B": ("produce_records", {"mode": "send_nowait", "topics": 1}),
+    "consume_poll_100B": ("consume", {"mode": "poll"}),
+    "consume_iter_100B": ("consume", {"mode": "iter"}),
+}
+SETTING_UP = ("_fill (", "create_topics (", "Producer.connect (", "Producer.start (")
 
 
 def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
-    """`lnc serve --port 0` on `data_dir`; returns the process and the address it printed."""
+    """`lnc serve --port 0` on `data_dir`; returns the process and the address it listens on."""
     server = subprocess.Popen(
         [sys.executable, "-m", "lnc_client.cli", "serve", "--port", "0", "-d", data_dir],
         stdout=subprocess.PIPE,
@@ -101,12 +48,16 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
     assert server.stdout is not None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        line = server.stdout.readline().decode()
-        for word in line.split():
-            if word.startswith("127.0.0.1:"):
-                return server, word.rstrip(",)")
+        words = server.stdout.readline().decode().split()
+        if words[:2] == ["listening", "on"]:
+            return server, words[2]
     server.kill()
     raise SystemExit("lnc serve did not say where it listens")
+
+
+def measured(stack: str) -> bool:
+    """Whether a sample lies in the case's measured section."""
+    return "run_until_complete" in stack and not any(frame in stack for frame in SETTING_UP)
 
 
 def summarize(raw: Path, us_per_record: float, top: int) -> list[tuple[float, float, str]]:
@@ -115,11 +66,10 @@ def summarize(raw: Path, us_per_record: float, top: int) -> list[tuple[float, fl
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if "run_until_complete" not in stack:
-            continue  # start-up: imports, connecting
+        if not measured(stack):
+            continue
         total += int(count)
-        names = {frame.split(":")[0] + ")" for frame in stack.split(";")}
-        for name in names:
+        for name in {frame.split(":")[0] + ")" for frame in stack.split(";")}:
             inclusive[name] += int(count)
     return [
         (count / total, count / total * us_per_record, name)
@@ -129,7 +79,7 @@ def summarize(raw: Path, us_per_record: float, top: int) -> list[tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("mode", choices=("send_async", "send_nowait", "iter", "poll"))
+    parser.add_argument("point", choices=sorted(POINTS))
     parser.add_argument("--records", type=int, default=3_000_000)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--keep", type=Path, help="also keep py-spy's raw output here")
@@ -137,20 +87,27 @@ def main() -> None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
         raise SystemExit("needs py-spy: pip install py-spy")
+    case, params = POINTS[args.point]
+    params = {**params, "size": 100, "records": args.records}
     with tempfile.TemporaryDirectory(prefix="lnc-profile-") as tmp:
-        server, address = start_server(os.path.join(tmp, "data"))
+        server, address = start_server(str(Path(tmp) / "data"))
+        child = [sys.executable, str(HERE / "run.py"), "--child", case, address]
+        raw = Path(tmp) / "profile.raw"
+        spy = [py_spy, "record", "-r", "1000", "--format", "raw", "-o", str(raw), "--"]
         try:
-            raw = Path(tmp) / "profile.raw"
-            child = [sys.executable, "-c", CLIENT, address, args.mode, str(args.records)]
-            unprofiled = float(subprocess.run(child, capture_output=True, check=True).stdout)
-            record = [py_spy, "record", "-r", "1000", "--format", "raw", "-o", str(raw), "--"]
-            subprocess.run([*record, *child], capture_output=True, check=True)
+            plain = subprocess.run(
+                child, input=json.dumps(params), capture_output=True, text=True, check=True
+            )
+            subprocess.run(
+                [*spy, *child], input=json.dumps(params), capture_output=True, text=True, check=True
+            )
         finally:
             server.terminate()
             server.wait()
-        print(f"{args.mode}: {unprofiled:.3f} us of client CPU per record (without py-spy)")
-        for share, us, name in summarize(raw, unprofiled, args.top):
-            print(f"{share * 100:5.1f}%  {us:6.3f} us  {name}")
+        us = json.loads(plain.stdout)["client_cpu_us_per_record"]
+        print(f"{args.point}: {us:.3f} us of client CPU per record (without py-spy)")
+        for share, us_share, name in summarize(raw, us, args.top):
+            print(f"{share * 100:5.1f}%  {us_share:6.3f} us  {name}")
         if args.keep:
             shutil.copy(raw, args.keep)
 

@@ -560,7 +560,8 @@ class _Run:
             record.value = value
             record.extended_type = 0
             record.__class__ = record_class  # type: ignore[assignment]
-            yield cast("TlvRecord", record)
+            # it is a TlvRecord from the line above; typing.cast would cost a call per record
+            yield record  # type: ignore[misc]
 
 
 _Chunk = list[TlvRecord] | _Run
