@@ -25,7 +25,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Final, TypeVar
+from typing import Final, TypeVar, cast
 
 from lnc_client._lwp_connection import LwpConnection, connect
 from lnc_client.config import Address, ConnectionOptions, parse_address
@@ -77,8 +77,8 @@ class _Reader(asyncio.BufferedProtocol):
         self.last_traffic = self._loop.time()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._connection._transport = transport
+        # a stream transport (uvloop's are not subclasses of asyncio.Transport)
+        self._connection._transport = cast("asyncio.Transport", transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -130,7 +130,10 @@ class _Reader(asyncio.BufferedProtocol):
                     connection.abort(error)
                     return
             elif quiet >= interval:
-                connection._send_keepalive()
+                try:
+                    connection._send_keepalive()
+                except LanceError:
+                    return  # the connection is failing: connection_lost ends it
 
 
 class _Waiters:

@@ -42,7 +42,7 @@ import logging
 from collections import deque
 from collections.abc import Coroutine
 from functools import partial
-from typing import Final
+from typing import Final, cast
 
 from lnc_client.errors import InvalidFrameError
 from lnc_client.protocol import error_texts as texts
@@ -174,8 +174,8 @@ class Session(asyncio.BufferedProtocol):
         A connection accepted before the server began to stop but made only after (a TLS
         handshake, or just a later loop turn) is dropped at once: `stop()` no longer sees it.
         """
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # a stream transport (uvloop's are not subclasses of asyncio.Transport)
+        self._transport = transport = cast("asyncio.Transport", transport)
         if self._state.stopping:
             transport.abort()
             return
