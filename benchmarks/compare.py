@@ -29,6 +29,9 @@ HIGHER = ("_per_s", "_mb_s")
 LOWER = ("_ms", "_us", "_us_per_record", "_pct", "_mib")
 UNGATED_POINTS = ("disk",)
 TAILS = ("_p999_ms", "_max_ms")
+UTILIZATION = ("server_cpu_pct",)
+"""Busy shares that grow with throughput (more records per second, more CPU per second): not a
+cost, so neither better nor worse; `server_cpu_us_per_record` is the cost."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Change:
 
 def direction(metric: str) -> bool | None:
     """True when higher is better, False when lower is, None for metrics not compared."""
+    if metric in UTILIZATION:
+        return None
     if metric.endswith(HIGHER):
         return True
     if metric.endswith(LOWER):

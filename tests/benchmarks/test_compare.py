@@ -51,6 +51,8 @@ def write(tmp_path: Path, name: str, points: dict[str, dict[str, float]]) -> Pat
         ("idle_consumer_cpu_pct", False),
         ("peak_rss_mib", False),
         ("server_cpu_us_per_record", False),
+        ("process_cpu_pct", False),  # at a fixed offered rate: a cost
+        ("server_cpu_pct", None),  # grows with throughput: not a cost
         ("records_per_batch", None),
     ],
 )
