@@ -140,6 +140,7 @@ class RealNode:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, env=env
             )
+        STARTED.append(self)
         if wait:
             self.wait_listening()
         return self
@@ -183,6 +184,10 @@ class RealNode:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(grace_s)
+
+
+STARTED: list[RealNode] = []
+"""Every node started, in order; tests/conftest.py stops those a test left running."""
 
 
 @dataclass

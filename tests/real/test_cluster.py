@@ -244,6 +244,7 @@ async def lose_the_leader(cluster: RealCluster) -> tuple[bool, list[bytes], list
     return True, sent, await read_all(entry, topic_id, len(sent))
 
 
+@pytest.mark.timeout(600)  # up to 6 clusters, each: elections, a 60 s flush, reads
 async def test_l3_losing_the_leader_keeps_every_acknowledged_record(tmp_path: Path) -> None:
     """Via a follower: batches refused with FORWARD_FAILED while the leader is gone are resent,
     and every acknowledged record is read back once the data-plane holder leads."""
