@@ -130,10 +130,7 @@ class _Reader(asyncio.BufferedProtocol):
                     connection.abort(error)
                     return
             elif quiet >= interval:
-                try:
-                    connection._send_keepalive()
-                except LanceError:
-                    return  # the connection is failing: connection_lost ends it
+                connection._send_keepalive()
 
 
 class _Waiters:
@@ -501,7 +498,8 @@ def copy_error(error: LanceError) -> LanceError:
     """
     copy = type(error).__new__(type(error))
     copy.__dict__.update(error.__dict__)
-    copy.__cause__ = error.__cause__
+    if error.__cause__ is not None:
+        copy.__cause__ = error.__cause__
     if "__notes__" in copy.__dict__:
         copy.__notes__ = list(copy.__notes__)
     copy.args = error.args

@@ -20,9 +20,9 @@ the manager's own seeds.
 
 Plaintext to a TLS port fails fast. A plaintext connection the server closes before sending a
 byte (`ClosedInSilenceError`) makes the manager ask that port whether it speaks TLS
-(`tls_probe.refuse_if_tls`, the first `_TLS_PROBES` times in a row) before it retries: a TLS
-answer raises `PermanentConnectionError`; anything else (a proxy in front of a stopped server)
-leaves the retries as they were.
+(`tls_probe.refuse_if_tls`) before it retries, at most `_TLS_PROBES` times until a connection
+stays up: a TLS answer raises `PermanentConnectionError`; anything else (a proxy in front of a
+stopped server) leaves the retries as they were.
 
 Backoff on every path. A connection that opens and is then dropped at once (a full disk, a
 frame over the server's limit, a proxy in front of a stopped server) would otherwise be reopened
@@ -55,7 +55,7 @@ from lnc_client.errors import (
 )
 from lnc_client.metrics import RequestStats
 from lnc_client.pool import ConnectionPool, PooledConnection
-from lnc_client.tls_probe import refuse_if_tls
+from lnc_client.tls_probe import ClosedInSilenceError, refuse_if_tls
 
 __all__ = [
     "ConnectionManager",
@@ -71,7 +71,8 @@ _STABLE_S = 1.0
 """A connection that lived this long was healthy: the next reconnect starts without delay."""
 _LOG_WINDOW_S = 10.0
 _TLS_PROBES = 3
-"""Silent closes in a row after which the port is no longer asked whether it speaks TLS."""
+"""TLS probes at most until a connection stays up (`_STABLE_S`): then silent closes are retried
+without asking the port again."""
 _TLS_PROBE_S = 2.0
 """Bound on one TLS probe (also bounded by the connect timeout and the caller's deadline)."""
 
@@ -183,6 +184,7 @@ class ConnectionManager:
         self._closed = False
         self._opened_at = 0.0
         self._quick_drops = 0
+        self._tls_probes = 0  # TLS probes since a connection last stayed up
         self._logs = LogLimiter(_log)
         self.reconnects = 0
         self.stats = RequestStats()
@@ -304,12 +306,12 @@ class ConnectionManager:
         """Wait before reopening when the last connection was dropped soon after it opened."""
         loop = asyncio.get_running_loop()
         if loop.time() - self._opened_at >= _STABLE_S:
-            self._quick_drops = 0
+            self._quick_drops = self._tls_probes = 0
             return
         conn = self._current
         failure = conn.failure if conn is not None else None
-        if conn is not None and self._quick_drops < _TLS_PROBES:
-            await refuse_if_tls(failure, conn.address, self._probe_s(deadline))
+        if conn is not None:
+            await self._refuse_if_tls(failure, conn.address, deadline)
         delay = self.reconnect.delay_for_attempt(self._quick_drops)
         self._quick_drops += 1
         self._logs.log(
@@ -324,12 +326,20 @@ class ConnectionManager:
             raise _timed_out(failure)
         await asyncio.sleep(delay)
 
-    def _probe_s(self, deadline: float | None) -> float:
-        """The time a TLS probe (`refuse_if_tls`) may take: short, and within `deadline`."""
+    async def _refuse_if_tls(
+        self, failure: BaseException | None, address: Address, deadline: float | None
+    ) -> None:
+        """Ask `address` whether it speaks TLS after a silent close (`tls_probe.refuse_if_tls`).
+
+        At most `_TLS_PROBES` times until a connection stays up, and within `deadline`.
+        """
+        if not isinstance(failure, ClosedInSilenceError) or self._tls_probes >= _TLS_PROBES:
+            return
+        self._tls_probes += 1
         limit = min(self.options.connect_timeout_s, _TLS_PROBE_S)
-        if deadline is None:
-            return limit
-        return min(limit, deadline - asyncio.get_running_loop().time())
+        if deadline is not None:
+            limit = min(limit, deadline - asyncio.get_running_loop().time())
+        await refuse_if_tls(failure, address, limit)
 
     async def _open_and_set_up(self, deadline: float | None) -> Connection:
         """Open a connection and run `on_connect` on it; only a set-up connection is kept.
@@ -348,8 +358,7 @@ class ConnectionManager:
                 await self._on_connect(conn)
             except LanceError as error:
                 await self._drop(conn)
-                if attempt < _TLS_PROBES:
-                    await refuse_if_tls(error, conn.address, self._probe_s(deadline))
+                await self._refuse_if_tls(error, conn.address, deadline)
                 attempt += 1
                 delay = self.reconnect.delay_for_attempt(attempt - 1)
                 if (
@@ -431,8 +440,7 @@ class ConnectionManager:
                 except LanceError as error:
                     if not error.retryable:
                         raise
-                    if attempt < _TLS_PROBES:
-                        await refuse_if_tls(error, address, self._probe_s(deadline))
+                    await self._refuse_if_tls(error, address, deadline)
                     last_error = self.last_error = error
                     self._logs.log(
                         logging.INFO,

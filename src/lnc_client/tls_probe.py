@@ -77,15 +77,15 @@ async def speaks_tls(address: Address, timeout_s: float) -> bool:
         True only when the answer starts a TLS record; False on any other answer, a close, a
         reset, a refused connect or a timeout.
     """
-    hello = client_hello(address.host)
     writer: asyncio.StreamWriter | None = None
     try:
+        hello = client_hello(address.host)  # ValueError: a name SNI cannot carry
         async with asyncio.timeout(timeout_s):
             reader, writer = await asyncio.open_connection(address.host, address.port)
             writer.write(hello)
             head = await reader.readexactly(2)
-    except (OSError, EOFError, builtins.TimeoutError):  # IncompleteReadError is an EOFError
-        return False
+    except (OSError, EOFError, ValueError, builtins.TimeoutError):
+        return False  # ssl.SSLError is an OSError, IncompleteReadError an EOFError
     finally:
         if writer is not None:
             writer.transport.abort()

@@ -58,11 +58,22 @@ def test_a_slow_topic_is_fetched_at_an_eighth_of_its_record_gap() -> None:
     assert steps[7:] == pytest.approx([12.5, 12.5], rel=0.01)
 
 
-def test_records_after_an_idle_second_start_fast_again() -> None:
+def test_records_now_and_then_keep_the_pause_long() -> None:
+    """A record every 1.2 s (a heartbeat topic) must not be fetched every 0.4 ms."""
+    f = fetcher(poll_interval_ms=50)
+    for beat in range(12):
+        f._records_came(100.0 + beat * 1.2)
+    assert f._gap_s == pytest.approx(1.0, rel=0.05)  # a quiet spell counts as 1 s
+    assert pauses(f, 113.3, 12)[-3:] == [50.0, 50.0, 50.0]
+
+
+def test_a_burst_after_a_quiet_spell_brings_the_pause_down_within_a_few_answers() -> None:
     f = fetcher()
     f._records_came(100.0)
-    f._records_came(100.5)
-    f._records_came(105.0)  # idle for 4.5 s: the gap is forgotten
-    assert pauses(f, 105.001, 5) == [0.1, 0.2, 0.4, 0.4, 0.4]
-    f._records_came(105.002)
-    assert pauses(f, 105.003, 1) == [0.1]  # a record resets the doubling
+    f._records_came(105.0)  # after 5 quiet seconds
+    assert f._gap_s == pytest.approx(0.4375)  # 1 s of gap counted, a quarter at a time
+    for n in range(1, 25):  # then an answer with records every millisecond
+        f._records_came(105.0 + n / 1000)
+    assert pauses(f, 105.0245, 5) == [0.1, 0.2, 0.4, 0.4, 0.4]
+    f._records_came(105.025)
+    assert pauses(f, 105.0251, 1) == [0.1]  # a record resets the doubling

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pytest
 from lnc_client import LanceClient, Producer
 from lnc_client.config import Address, ClientConfig, ProducerConfig, StandaloneConfig
 from lnc_client.consumer import StandaloneConsumer
-from lnc_client.errors import ConnectionError, PermanentConnectionError
+from lnc_client.errors import ConnectionError, LanceError, PermanentConnectionError
 from lnc_client.server import LanceServer, TlsConfig
 from lnc_client.tls_probe import client_hello, is_tls_record, speaks_tls
 
@@ -110,6 +110,10 @@ async def test_speaks_tls_only_on_a_tls_answer(
         assert loop.time() - started < 1.0
 
 
+async def test_speaks_tls_is_false_for_a_name_no_client_hello_can_carry() -> None:
+    assert await speaks_tls(Address(".bad..name", 1), 0.5) is False
+
+
 async def test_speaks_tls_is_false_on_a_refused_connect() -> None:
     async with FakePort(None) as address:
         pass  # closed: nobody listens on the port any more
@@ -132,12 +136,12 @@ def slow(address: str) -> ClientConfig:
     return ClientConfig(host=host, port=int(port), request_timeout_s=30.0, connect_timeout_s=30.0)
 
 
-async def fails_fast(action: Callable[[], object]) -> PermanentConnectionError:
+async def fails_fast(action: Callable[[], Awaitable[object]]) -> PermanentConnectionError:
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(PermanentConnectionError, match="speaks TLS") as caught:
         async with asyncio.timeout(5.0):
-            await action()  # type: ignore[misc]  # each action returns an awaitable
+            await action()
     assert loop.time() - started < 2.0
     assert isinstance(caught.value.__cause__, ConnectionError)  # the silent close
     return caught.value
@@ -197,3 +201,24 @@ async def test_a_silent_proxy_is_retried_and_asked_a_bounded_number_of_times() -
     tries = len(port.first_bytes) - probes
     assert tries >= 4  # retried with backoff until the deadline
     assert 1 <= probes <= 3  # asked, but not on every retry
+
+
+async def test_the_port_is_asked_three_times_at_most_across_calls() -> None:
+    port = FakePort(b"")  # a silent proxy; the token makes each connect send a frame
+    async with port as address:
+        config = ClientConfig(
+            host=address.host,
+            port=address.port,
+            request_timeout_s=0.5,
+            connect_timeout_s=0.5,
+            auth_token="t",
+        )
+        client = LanceClient(config)
+        try:
+            for _ in range(3):
+                with pytest.raises(LanceError) as caught:
+                    await client.list_topics()
+                assert caught.value.retryable  # not refused as TLS, just unreachable
+        finally:
+            await client.close()
+    assert 1 <= port.first_bytes.count(b"\x16") <= 3

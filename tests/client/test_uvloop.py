@@ -28,8 +28,12 @@ async def round_trip(data_dir: Path) -> list[bytes]:
         config = ClientConfig(host=host, port=int(port), keepalive_interval_s=0.05)
         async with LanceClient(config) as admin:
             topic = (await admin.create_topic("on-uvloop")).id
-            await asyncio.sleep(0.2)  # a few idle keepalives go out and come back
-            assert admin.connection_state.name == "CONNECTED"
+            conn = admin._manager.current
+            assert conn is not None
+            before = conn.bytes_received
+            await asyncio.sleep(0.2)  # idle: keepalives go out every 25 ms and are echoed
+            assert conn.bytes_received > before
+            assert admin._manager.current is conn
         async with Producer(server.address, ProducerConfig(linger_ms=0)) as producer:
             await producer.send(topic, b"send")
             await producer.send_async(topic, b"send_async")

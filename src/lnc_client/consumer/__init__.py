@@ -15,10 +15,10 @@ offsets, `result` holds what is handed out, `facade` is the public class):
    exactly the bytes of the records delivered, so windows as small as 7 bytes lose nothing.
 3. A full window starts the next fetch at once (`prefetch`), so the server works while the caller
    handles the records. An empty window means nothing new: the next fetch waits an adaptive
-   pause, from 0.1 ms up to 0.4 ms while records flow and up to `poll_interval_ms` when the
-   topic is idle (`fetcher.py`). CatchingUp (0x12: the offset lies past the end) backs off
-   `catching_up_backoff_s`, doubling, and `poll()` raises `ServerCatchingUpError` once it has
-   lasted `catching_up_timeout_s`.
+   pause, from 0.1 ms up to an eighth of the usual gap between records (at least 0.4 ms) while
+   records flow and up to `poll_interval_ms` when the topic is idle (`fetcher.py`). CatchingUp
+   (0x12: the offset lies past the end) backs off `catching_up_backoff_s`, doubling, and
+   `poll()` raises `ServerCatchingUpError` once it has lasted `catching_up_timeout_s`.
 
 `poll(timeout)` waits for the in-flight fetch without ever cancelling it: a poll that times out
 leaves the fetch running and the next poll takes its answer, so a slow server can never shift

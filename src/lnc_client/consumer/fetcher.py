@@ -16,7 +16,7 @@ Data flow of one poll (`Fetcher.poll_until`):
    answer, doubling with each further one, capped while records arrived in the last second at
    an eighth of the usual time between them, and at least 0.4 ms (a consumer tailing a busy
    topic sees a record about half a millisecond after it is stored, one tailing 10 records a
-   second fetches about 100 times a second, not 800) and at
+   second fetches about 150 times a second, not 800) and at
    `poll_interval_ms` once the topic has been idle longer (an idle consumer costs a few fetches
    a second). A record resets it. CatchingUp backs off `catching_up_backoff_s`,
    doubling, and raises `ServerCatchingUpError` once it has lasted `catching_up_timeout_s`. A
@@ -436,8 +436,10 @@ class Fetcher:
     def _records_came(self, now: float) -> None:
         """An answer brought records: reset the pause, update the usual gap between such answers."""
         self._empty_in_a_row = 0
-        since = now - self._last_records_at
-        self._gap_s = self._gap_s + (since - self._gap_s) / 4 if since < _ACTIVE_WINDOW_S else 0.0
+        # a quiet spell counts as a gap of `_ACTIVE_WINDOW_S`: records now and then keep the
+        # pause long, a burst brings it down within a few answers
+        since = min(now - self._last_records_at, _ACTIVE_WINDOW_S)
+        self._gap_s += (since - self._gap_s) / 4
         self._last_records_at = now
 
     def _idle_pause(self, now: float) -> float:

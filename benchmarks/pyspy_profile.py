@@ -11,7 +11,7 @@ case's frame) are then shared out over that CPU time, so
 each function's inclusive share reads as microseconds of client CPU per record. The share of
 `EpollSelector.select` is the loop waiting (py-spy samples wall time), not CPU.
 
-Usage: python benchmarks/profile.py POINT [--records N] [--top N] [--keep FILE]
+Usage: python benchmarks/pyspy_profile.py POINT [--records N] [--top N] [--keep FILE]
   POINT is one of produce_send_async_100B, produce_send_nowait_100B, consume_poll_100B,
   consume_iter_100B.
 """
