@@ -118,10 +118,15 @@ def run_tool(command: list[str], timeout: float) -> str:
     return output
 
 
+CHAOS_SECS = int(os.environ.get("LNC_TEST_CHAOS_SECS", "330"))
+"""How long lnc-chaos runs (its 3 kills at 20%, 45% and 70% of it)."""
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(CHAOS_SECS + 240)  # the tool's own run, its 180 s bound, the restarts
 def test_lnc_chaos_through_three_sigkills_of_lnc_serve(lnc_serve: LncServe) -> None:
     chaos = tool("lnc-chaos", "LNC_TEST_LNC_CHAOS")
-    duration = int(os.environ.get("LNC_TEST_CHAOS_SECS", "330"))
+    duration = CHAOS_SECS
     stop = threading.Event()
     kills: list[tuple[int, int, int]] = []
 
@@ -192,6 +197,7 @@ def test_the_rust_cli_remote_commands_against_lnc_serve(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # the tool's own 180 s bound, and a margin
 def test_lnc_bench_runs_to_completion_against_lnc_serve(lnc_serve: LncServe) -> None:
     bench = tool("lnc-bench", "LNC_TEST_LNC_BENCH")
     output = run_tool(
