@@ -30,6 +30,7 @@ from lnc_client.connection import Connection
 from lnc_client.errors import InvalidFrameError
 from lnc_client.protocol.frame import FrameDecoder, FrameType
 from lnc_client.server import FaultConfig, LanceServer
+from lnc_client.tls_probe import is_tls_record
 
 from ..real_lance import RealNode, lance_bin
 
@@ -44,6 +45,8 @@ class TcpProxy:
         delay_s: Each chunk from the server is written to the client this long after it was
             read (order kept). Changeable at any time; it applies to chunks read afterwards.
         connections: How many client connections were accepted so far.
+        tls_probes: How many of them opened with a TLS record: the client asking whether the
+            port speaks TLS after a silent close (`lnc_client.tls_probe`).
         client_frames: Frames received from clients so far, counted by type (until a client
             sends bytes that are not frames).
     """
@@ -57,6 +60,7 @@ class TcpProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self.delay_s = 0.0
         self.connections = 0
+        self.tls_probes = 0
 
     @property
     def address(self) -> str:
@@ -107,8 +111,12 @@ class TcpProxy:
 
         sender = asyncio.ensure_future(deliver())
         decoder = None if delayed else FrameDecoder()
+        first = not delayed
         try:
             while chunk := await reader.read(65536):
+                if first and is_tls_record(chunk):
+                    self.tls_probes += 1
+                first = False
                 if decoder is not None:
                     decoder = self._count(decoder, chunk)
                 queue.put_nowait((loop.time() + (self.delay_s if delayed else 0.0), chunk))

@@ -304,6 +304,44 @@ async def test_a_deleted_topic_never_leaves_a_loadable_metadata_json(
     assert os.listdir(tmp_path / "segments") == []
 
 
+@pytest.mark.parametrize("failing", ["fsync", "rename"])
+async def test_a_delete_that_fails_is_undone_durably_and_keeps_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A failed step after metadata.json was hidden puts it back and syncs the directory: a
+    hidden metadata.json makes startup remove the directory, acknowledged records included."""
+    await setup_topics(tmp_path, ["t"])
+    topic_dir = tmp_path / "segments" / "t"
+    synced: list[tuple[Path, bool]] = []  # (directory, metadata.json visible when synced)
+    real_rename, topics_module = os.rename, "lnc_client.server.storage.topics"
+
+    def fsync_dir(path: Path) -> None:
+        if failing == "fsync" and (path / "metadata.json.deleted").exists():
+            raise OSError(errno.EIO, "I/O error")
+        synced.append((Path(path), (Path(path) / "metadata.json").exists()))
+
+    def rename(src: object, dst: object) -> None:
+        if failing == "rename" and Path(str(src)) == topic_dir:
+            raise OSError(errno.EBUSY, "busy")
+        real_rename(src, dst)  # type: ignore[arg-type]  # the os.rename signature
+
+    async with LanceServer(tmp_path, port=0) as server:
+        monkeypatch.setattr(f"{topics_module}.fsync_directory", fsync_dir)
+        monkeypatch.setattr(f"{topics_module}.os.rename", rename)
+        conn = await RawConn.open(server.port)
+        reply = await conn.ask(C.DELETE_TOPIC, struct.pack("<I", 1))
+        assert b"I/O error" in reply
+        monkeypatch.undo()
+        assert (topic_dir / "metadata.json").is_file()
+        assert (topic_dir, True) in synced  # the undo is durable
+        await produce(conn, 1, [encode_values([b"after"])])  # still a topic, still acked
+        await conn.close()
+    async with LanceServer(tmp_path, port=0) as server:
+        conn = await RawConn.open(server.port)
+        assert (await fetch(conn, 1, 0, 100))[2] == encode_values([b"t", b"after"])
+        await conn.close()
+
+
 async def test_a_stray_lnc_file_is_read_where_real_lance_reads_it(tmp_path: Path) -> None:
     """Real lance reads every `.lnc` file, placed by the leading numbers of its name (0 when
     they do not parse): a stray file is read first, so offsets stay the same on both servers."""

@@ -242,20 +242,27 @@ class TopicRegistry:
 
         Returns:
             None, or the error that left (part of) the tombstone behind: the topic is deleted
-            all the same (startup skips tombstones and removes them).
+            all the same (startup skips tombstones and removes them). Also the error of a
+            delete that could not be undone: metadata.json stays hidden, so startup would
+            remove the directory; the topic counts as deleted and takes no more records.
 
         Raises:
-            OSError: The rename failed; nothing changed.
+            OSError: A step failed and was undone durably; nothing changed.
         """
         directory = topic.log.directory
         # metadata.json goes first: real Lance loads any directory holding one, a tombstone too
         os.rename(directory / METADATA, directory / _METADATA_DELETED)
-        fsync_directory(directory)
         tombstone = self.root / f"{TOMBSTONE_PREFIX}{topic.id}-{time.time_ns()}"
         try:
+            fsync_directory(directory)
             os.rename(directory, tombstone)
-        except OSError:
-            os.rename(directory / _METADATA_DELETED, directory / METADATA)
+        except OSError as error:
+            try:  # show metadata.json again, durably: else startup removes the directory
+                os.rename(directory / _METADATA_DELETED, directory / METADATA)
+                fsync_directory(directory)
+            except OSError:
+                topic.log.retire()
+                return error
             raise
         topic.log.retire()
         try:
