@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def locking(fd, mode, nbytes):
     position = os.lseek(fd, 0, os.SEEK_CUR)
     if mode == fake.LK_LOCK and busy[0]:
         busy[0] -= 1
-        raise OSError(36, "Resource deadlock avoided")
+        raise OSError(_fs._EDEADLOCK, "Resource deadlock avoided")  # 36 on Windows
     calls.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), mode, position, nbytes))
 fake.locking = locking
 sys.modules["msvcrt"] = fake
@@ -126,6 +127,49 @@ with _fs.FileLock(path):
     calls.append("inside")
 print(calls)
 """
+
+
+WINDOWS_LOCK_REFUSED = """
+import errno, sys, types
+sys.modules["fcntl"] = None
+from lnc_client import _fs
+fake = types.ModuleType("msvcrt")
+fake.LK_LOCK, fake.LK_UNLCK = 1, 0
+tries = [0]
+def locking(fd, mode, nbytes):
+    tries[0] += 1
+    raise OSError(errno.EACCES, "Permission denied")
+fake.locking = locking
+try:
+    _fs._windows_lock(fake, 0)
+except PermissionError:
+    print("raised after", tries[0])
+"""
+
+
+def test_a_windows_lock_error_other_than_a_wait_is_raised_not_retried() -> None:
+    result = run_python(WINDOWS_LOCK_REFUSED)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "raised after 1"
+
+
+@pytest.mark.parametrize(
+    ("system", "release", "loaded"),
+    [
+        ("Linux", "6.18.44-fc", True),
+        ("Linux", "5.8.0", True),
+        ("Linux", "5.4.0-150-generic", False),  # syncfs there hides writeback errors
+        ("Linux", "4.19", False),
+        ("Darwin", "23.1.0", False),
+        ("Linux", "weird", False),
+    ],
+)
+def test_syncfs_is_used_only_where_it_reports_write_errors(
+    system: str, release: str, loaded: bool
+) -> None:
+    if loaded and sys.platform != "linux":
+        pytest.skip("needs Linux's libc")
+    assert (_fs._load_syncfs(system, release) is not None) is loaded
 
 
 def test_file_lock_uses_msvcrt_locking_on_windows() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import sys
 import threading
@@ -59,6 +60,8 @@ __all__ = [
 _CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY: Final = getattr(os, "O_DIRECTORY", 0)
 _DIRECTORY_SYNC: Final = os.name != "nt"
+_EDEADLOCK: Final = getattr(errno, "EDEADLOCK", errno.EDEADLK)
+"""What msvcrt's LK_LOCK raises when it gave up waiting (36 on Windows)."""
 _TEMP_SUFFIX: Final = ".tmp"
 _LOCK_SUFFIX: Final = ".lock"
 
@@ -69,10 +72,29 @@ def fdatasync(fd: int) -> None:
     sync(fd)
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
+_SYNCFS_REPORTS_ERRORS: Final = (5, 8)
+"""Linux release from which `syncfs(2)` returns the writeback errors of the filesystem's files;
+before it, a failed writeback went unreported (an Ack could follow lost data)."""
+
+
+def _kernel(release: str) -> tuple[int, ...]:
+    """`"6.18.0-foo"` -> (6, 18); () when it does not start with numbers."""
+    numbers = []
+    for part in release.split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit()) if part[:1].isdigit() else ""
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
+
+
+def _load_syncfs(system: str, release: str) -> Callable[[int], int] | None:
+    """`syncfs` from libc on Linux >= 5.8; None elsewhere (callers fall back to fdatasync)."""
+    if system != "Linux" or _kernel(release) < _SYNCFS_REPORTS_ERRORS:
+        return None
     try:
         function = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).syncfs
-    except (OSError, AttributeError):  # not Linux/glibc: callers fall back to fdatasync
+    except (OSError, AttributeError, TypeError):  # no libc found, or no syncfs in it
         return None
     function.argtypes = [ctypes.c_int]
     function.restype = ctypes.c_int
@@ -80,7 +102,9 @@ def _load_syncfs() -> Callable[[int], int] | None:
     return loaded
 
 
-_SYNCFS: Final = _load_syncfs()
+_SYNCFS: Final = (
+    _load_syncfs(os.uname().sysname, os.uname().release) if hasattr(os, "uname") else None
+)
 
 
 def syncfs(fd: int) -> bool:
@@ -97,8 +121,8 @@ def syncfs(fd: int) -> bool:
     if _SYNCFS is None:
         return False
     if _SYNCFS(fd) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"syncfs: {os.strerror(errno)}")
+        code = ctypes.get_errno()
+        raise OSError(code, f"syncfs: {os.strerror(code)}")
     return True
 
 
@@ -210,6 +234,8 @@ def _windows_lock(msvcrt: ModuleType, fd: int) -> None:
     while True:
         try:
             msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-        except OSError:
-            continue
+        except OSError as error:
+            if error.errno == _EDEADLOCK:  # LK_LOCK gave up: the other holder still has it
+                continue
+            raise  # a bad descriptor, no access: waiting cannot help
         return

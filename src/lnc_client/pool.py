@@ -172,6 +172,9 @@ class ConnectionPool(AsyncLifecycle):
         config = self.config
         return (
             slot.connection.is_open
+            # a batch still awaiting its Ack belongs to the last borrower: its id could clash
+            # with the next borrower's (every producer numbers from 1)
+            and not slot.connection.in_flight
             and not (config.max_lifetime_s and now - slot.created_at > config.max_lifetime_s)
             and not (config.idle_timeout_s and now - slot.last_used > config.idle_timeout_s)
         )

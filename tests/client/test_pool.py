@@ -13,6 +13,7 @@ from lnc_client._lifecycle import cancel_and_wait
 from lnc_client.config import ConnectionOptions
 from lnc_client.errors import ConnectionError, TimeoutError
 from lnc_client.pool import ConnectionPool, PoolConfig
+from lnc_client.protocol.records import encode_values
 
 from .conftest import ServerUnderTest, TcpProxy, start_server
 
@@ -167,3 +168,27 @@ async def test_cancel_and_wait_keeps_the_closers_own_cancellation() -> None:
     outer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await outer
+
+
+async def test_a_connection_with_a_batch_awaiting_its_ack_is_not_lent_again(
+    events_server: ServerUnderTest, proxy: Callable[[str], Awaitable[TcpProxy]]
+) -> None:
+    """Its batch id belongs to the last borrower: the next one (numbering from 1) would clash."""
+    link = await proxy(events_server.address)
+    link.delay_s = 0.5  # the Ack is on its way for a while
+    async with ConnectionPool(pool_config()) as pool:
+        lent = await pool.acquire(link.address)
+        conn = lent.connection
+        topic_id = (await operations.list_topics(conn))[0].id
+        conn.send_ingest(
+            topic_id, encode_values([b"x"]), batch_id=1, record_count=1, on_done=lambda *_: None
+        )
+        assert conn.in_flight == 1
+        await lent.release()
+        again = await pool.acquire(link.address)
+        assert again.connection is not conn
+        assert not conn.is_open  # retired, not kept
+        again.connection.send_ingest(
+            topic_id, encode_values([b"y"]), batch_id=1, record_count=1, on_done=lambda *_: None
+        )  # the same batch id is no clash on a fresh connection
+        await again.release()

@@ -404,7 +404,11 @@ class Window:
                 # the server hung up right after this batch before: make sure it is alive and
                 # reading (a proxy in front of a stopped server hangs up on anything) before
                 # the batch is blamed again, and before anything can be sent on `conn`
-                await conn.ping(timeout=self._config.request_timeout_s)
+                try:
+                    await conn.ping(timeout=self._config.request_timeout_s)
+                except LanceError as error:
+                    conn.abort(error)  # one that does not answer is replaced, not pinged again
+                    raise
             self._install(conn)
         hold = self._hold_until - self._shared.now()
         if hold > 0:
