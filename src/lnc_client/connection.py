@@ -382,7 +382,7 @@ class Connection:
             LanceError: The server's ErrorResponse, mapped by `error_from_server_text`.
             TimeoutError: No answer in time.
             ConnectionError: The connection closed before the answer came.
-            ValueError: UNSUBSCRIBE without `unsubscribe_id`.
+            ValueError: UNSUBSCRIBE without `unsubscribe_id` (checked by the exchange).
         """
         if unsubscribe_id is not None and unsubscribe_id in self._waiters.batches:
             # Its Ack would carry the same id as the batch's: let the batch settle first.

@@ -346,7 +346,8 @@ class DeserializingConsumer(Generic[K, V]):
     ) -> None:
         self.consumer = consumer
         self._values = value_deserializer
-        self._keys = cast(Deserializer[K], key_deserializer or StringSerde())
+        keys = StringSerde() if key_deserializer is None else key_deserializer
+        self._keys = cast(Deserializer[K], keys)
 
     async def poll(self, timeout: float | None = None) -> list[Message[K, V]] | None:
         """`consumer.poll()`, decoded; None when nothing arrived in time.
@@ -425,7 +426,8 @@ class SerializingProducer(Generic[K, V]):
     ) -> None:
         self.producer = producer
         self._values = value_serializer
-        self._keys = cast(Serializer[K], key_serializer or StringSerde())
+        keys = StringSerde() if key_serializer is None else key_serializer
+        self._keys = cast(Serializer[K], keys)
         self._value_type = int(getattr(value_serializer, "record_type", RecordType.RAW_DATA))
 
     def record(

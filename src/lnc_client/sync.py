@@ -689,7 +689,9 @@ class DeserializingConsumer(Generic[K, V]):
         self._decoder = serde.DeserializingConsumer(
             consumer.asyncio_object,
             value_deserializer,
-            key_deserializer=cast(Deserializer[K], key_deserializer or StringSerde()),
+            key_deserializer=cast(
+                Deserializer[K], StringSerde() if key_deserializer is None else key_deserializer
+            ),
         )
 
     def poll(self, timeout: float | None = None) -> list[Message[K, V]] | None:
@@ -752,7 +754,9 @@ class SerializingProducer(_Facade[serde.SerializingProducer[K, V]]):
             serde.SerializingProducer(
                 producer.asyncio_object,
                 value_serializer,
-                key_serializer=cast(Serializer[K], key_serializer or StringSerde()),
+                key_serializer=cast(
+                    Serializer[K], StringSerde() if key_serializer is None else key_serializer
+                ),
             )
         )
         self.producer = producer

@@ -342,6 +342,24 @@ async def test_a_delete_that_fails_is_undone_durably_and_keeps_every_record(
         await conn.close()
 
 
+async def test_an_unreadable_metadata_json_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Skipping it (as for bad JSON) could hand its id out again: a read error is not skipped."""
+    await setup_topics(tmp_path, ["t"])
+    real_read = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path.name == "metadata.json":
+            raise OSError(errno.EIO, "Input/output error")
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(OSError, match="Input/output error"):
+        async with LanceServer(tmp_path, port=0):
+            pass
+
+
 async def test_a_stray_lnc_file_is_read_where_real_lance_reads_it(tmp_path: Path) -> None:
     """Real lance reads every `.lnc` file, placed by the leading numbers of its name (0 when
     they do not parse): a stray file is read first, so offsets stay the same on both servers."""

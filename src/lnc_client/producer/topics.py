@@ -10,11 +10,16 @@ topic id was never resolved from a name has no successor and fails.
 
 from __future__ import annotations
 
+from typing import Final
+
 from lnc_client import operations
 from lnc_client.errors import TopicAlreadyExistsError, TopicNotFoundError, validate_topic_name
 from lnc_client.reconnect import ConnectionManager
 
 __all__ = ["TopicCache"]
+
+_GONE_KEPT: Final = 1024
+"""Lost topic ids whose names are kept for `successor` (the oldest are forgotten first)."""
 
 
 class TopicCache:
@@ -90,6 +95,8 @@ class TopicCache:
         for name in [name for name, id_ in self._ids.items() if id_ == topic_id]:
             del self._ids[name]
             self._gone[topic_id] = name
+        while len(self._gone) > _GONE_KEPT:  # the oldest losses first: bounded memory
+            del self._gone[next(iter(self._gone))]
 
     async def successor(self, topic_id: int) -> int | None:
         """The id now named as the forgotten `topic_id` was; None without one.

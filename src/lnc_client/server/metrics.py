@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.metadata
 import json
 import time
@@ -33,6 +34,7 @@ _REQUEST_LIMIT: Final = 8192
 _REQUEST_TIMEOUT_S: Final = 5.0
 
 
+@functools.cache
 def _version() -> str:
     try:
         return importlib.metadata.version("lnc-client")
@@ -269,6 +271,17 @@ async def _serve_one(
 ) -> None:
     """Read one request (bounded in size and time), answer it, close the connection."""
     try:
+        await _answer(reader, writer, route)
+    finally:
+        writer.close()  # also when `route` failed unexpectedly
+
+
+async def _answer(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    route: Callable[[str, str], Response],
+) -> None:
+    try:
         async with asyncio.timeout(_REQUEST_TIMEOUT_S):
             head = await reader.readuntil(b"\r\n\r\n")
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
@@ -277,7 +290,6 @@ async def _serve_one(
     except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
         status, content_type, body = 400, _JSON, '{"error":"bad_request"}'
     except OSError:
-        writer.close()
         return
     payload = body.encode()
     writer.write(

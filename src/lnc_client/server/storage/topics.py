@@ -130,10 +130,13 @@ class TopicRegistry:
                 _remove_tombstone(directory)  # a delete stopped before its directory rename
                 continue
             if meta.is_file():
+                # an OSError (EIO, EACCES) stops the start: a topic skipped for a passing error
+                # could see its id handed out again and its directory written over
+                raw_bytes = meta.read_bytes()
                 try:
-                    raw = json.loads(meta.read_bytes())
+                    raw = json.loads(raw_bytes)
                     topic_id, name = int(raw["id"]), str(raw["name"])
-                except (OSError, ValueError, KeyError, TypeError) as error:
+                except (ValueError, KeyError, TypeError) as error:
                     # as real Lance does: the topic is not loaded, the server still starts
                     _log.warning("skipping topic directory %s: bad %s: %s", directory, meta, error)
                     continue
