@@ -49,7 +49,7 @@ from lnc_client.protocol.exchange import (
     RequestFailed,
 )
 from lnc_client.protocol.frame import ControlCommand, Frame
-from lnc_client.tls_probe import ClosedInSilenceError
+from lnc_client.tls_probe import ClosedInSilenceError, HandshakeClosedError
 
 __all__ = ["Connection", "IngestCallback", "LwpConnection", "connect"]
 
@@ -533,7 +533,12 @@ def _connect_error(
         return PermanentConnectionError(f"the host name {address.host!r} does not resolve: {error}")
     if tls and isinstance(error, ssl.SSLCertVerificationError):
         return PermanentConnectionError(f"TLS to {address}: the certificate was refused: {error}")
-    if tls and isinstance(error, ssl.SSLError | ConnectionResetError | EOFError):
+    if tls and isinstance(error, ssl.SSLEOFError | ConnectionResetError | EOFError):
+        # a plaintext port, or a TLS server or balancer going down: the manager asks the port
+        return HandshakeClosedError(
+            f"TLS to {address}: the server closed the connection in the handshake ({error!r})"
+        )
+    if tls and isinstance(error, ssl.SSLError):
         return PermanentConnectionError(
             f"TLS to {address} failed in the handshake ({error!r}): the port does not speak "
             "TLS (a plaintext port?); connect without TLS"

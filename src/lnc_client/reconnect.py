@@ -18,11 +18,13 @@ connection options apply) and given back when the manager closes or replaces the
 seed order is the discovery's current ranking (refreshed from GetClusterStatus), followed by
 the manager's own seeds.
 
-Plaintext to a TLS port fails fast. A plaintext connection the server closes before sending a
-byte (`ClosedInSilenceError`) makes the manager ask that port whether it speaks TLS
-(`tls_probe.refuse_if_tls`) before it retries, at most `_TLS_PROBES` times until a connection
-stays up: a TLS answer raises `PermanentConnectionError`; anything else (a proxy in front of a
-stopped server) leaves the retries as they were.
+Plaintext to a TLS port, and TLS to a plaintext port, fail fast. A plaintext connection the
+server closes before sending a byte (`ClosedInSilenceError`), or a TLS handshake it closes
+(`HandshakeClosedError`), makes the manager ask that port what it speaks
+(`tls_probe.refuse_if_wrong_security`) before it retries, at most `_TLS_PROBES` times until a
+connection stays up: an answer of the other kind raises `PermanentConnectionError`; anything
+else (a proxy in front of a stopped server, a TLS balancer going down) leaves the retries as
+they were.
 
 Backoff on every path. A connection that opens and is then dropped at once (a full disk, a
 frame over the server's limit, a proxy in front of a stopped server) would otherwise be reopened
@@ -55,7 +57,11 @@ from lnc_client.errors import (
 )
 from lnc_client.metrics import RequestStats
 from lnc_client.pool import ConnectionPool, PooledConnection
-from lnc_client.tls_probe import ClosedInSilenceError, refuse_if_tls
+from lnc_client.tls_probe import (
+    ClosedInSilenceError,
+    HandshakeClosedError,
+    refuse_if_wrong_security,
+)
 
 __all__ = [
     "ConnectionManager",
@@ -311,7 +317,7 @@ class ConnectionManager:
         conn = self._current
         failure = conn.failure if conn is not None else None
         if conn is not None:
-            await self._refuse_if_tls(failure, conn.address, deadline)
+            await self._refuse_if_wrong_security(failure, conn.address, deadline)
         delay = self.reconnect.delay_for_attempt(self._quick_drops)
         self._quick_drops += 1
         self._logs.log(
@@ -326,20 +332,21 @@ class ConnectionManager:
             raise _timed_out(failure)
         await asyncio.sleep(delay)
 
-    async def _refuse_if_tls(
+    async def _refuse_if_wrong_security(
         self, failure: BaseException | None, address: Address, deadline: float | None
     ) -> None:
-        """Ask `address` whether it speaks TLS after a silent close (`tls_probe.refuse_if_tls`).
+        """Ask `address` what it speaks after a silent close (`tls_probe.refuse_if_wrong_security`).
 
         At most `_TLS_PROBES` times until a connection stays up, and within `deadline`.
         """
-        if not isinstance(failure, ClosedInSilenceError) or self._tls_probes >= _TLS_PROBES:
+        silent = isinstance(failure, ClosedInSilenceError | HandshakeClosedError)
+        if not silent or self._tls_probes >= _TLS_PROBES:
             return
         self._tls_probes += 1
         limit = min(self.options.connect_timeout_s, _TLS_PROBE_S)
         if deadline is not None:
             limit = min(limit, deadline - asyncio.get_running_loop().time())
-        await refuse_if_tls(failure, address, limit)
+        await refuse_if_wrong_security(failure, address, limit)
 
     async def _open_and_set_up(self, deadline: float | None) -> Connection:
         """Open a connection and run `on_connect` on it; only a set-up connection is kept.
@@ -358,7 +365,7 @@ class ConnectionManager:
                 await self._on_connect(conn)
             except LanceError as error:
                 await self._drop(conn)
-                await self._refuse_if_tls(error, conn.address, deadline)
+                await self._refuse_if_wrong_security(error, conn.address, deadline)
                 attempt += 1
                 delay = self.reconnect.delay_for_attempt(attempt - 1)
                 if (
@@ -440,7 +447,7 @@ class ConnectionManager:
                 except LanceError as error:
                     if not error.retryable:
                         raise
-                    await self._refuse_if_tls(error, address, deadline)
+                    await self._refuse_if_wrong_security(error, address, deadline)
                     last_error = self.last_error = error
                     self._logs.log(
                         logging.INFO,

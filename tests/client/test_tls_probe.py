@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -19,8 +20,9 @@ from lnc_client import LanceClient, Producer
 from lnc_client.config import Address, ClientConfig, ProducerConfig, StandaloneConfig
 from lnc_client.consumer import StandaloneConsumer
 from lnc_client.errors import ConnectionError, LanceError, PermanentConnectionError
+from lnc_client.protocol.frame import KEEPALIVE_FRAME
 from lnc_client.server import LanceServer, TlsConfig
-from lnc_client.tls_probe import client_hello, is_tls_record, speaks_tls
+from lnc_client.tls_probe import client_hello, is_tls_record, speaks_lwp, speaks_tls
 
 from .test_tls import make_ca_and_server_cert
 
@@ -222,3 +224,41 @@ async def test_the_port_is_asked_three_times_at_most_across_calls() -> None:
         finally:
             await client.close()
     assert 1 <= port.first_bytes.count(b"\x16") <= 3
+
+
+async def test_speaks_lwp_only_where_a_keepalive_is_echoed(tmp_path: Path) -> None:
+    async with LanceServer(tmp_path / "plain", port=0) as server:
+        host, _, port = server.address.rpartition(":")
+        assert await speaks_lwp(Address(host, int(port)), 1.0) is True
+    for answer in (b"", TLS_ALERT, b"HTTP/1.1 400 Bad Request\r\n\r\n"):
+        async with FakePort(answer) as address:
+            assert await speaks_lwp(address, 0.3) is False
+
+
+async def test_a_tls_handshake_closed_by_a_port_that_is_not_lwp_is_retried(
+    tls_client_context: ssl.SSLContext,
+) -> None:
+    """A TLS balancer going down closes handshakes too: only an LWP answer makes it permanent."""
+    port = FakePort(b"")  # reads the ClientHello, closes
+    async with port as address:
+        config = ClientConfig(
+            host=address.host, port=address.port, request_timeout_s=1.0, connect_timeout_s=1.0
+        ).with_ssl(tls_client_context, server_hostname="localhost")
+        client = LanceClient(config)
+        try:
+            with pytest.raises(LanceError) as caught:
+                await client.list_topics()
+        finally:
+            await client.close()
+    assert caught.value.retryable
+    assert not isinstance(caught.value, PermanentConnectionError)
+    assert port.first_bytes.count(b"\x16") >= 2  # handshakes tried again
+    assert 1 <= port.first_bytes.count(KEEPALIVE_FRAME[:1]) <= 3  # and the port asked
+
+
+@pytest.fixture
+def tls_client_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
