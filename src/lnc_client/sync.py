@@ -16,7 +16,9 @@ started on first use. Every blocking object wraps an asyncio object that lives o
 method call submits the coroutine with `asyncio.run_coroutine_threadsafe` and waits for its
 result in the calling thread. So any number of threads may share one object: their calls run
 concurrently on the loop exactly as concurrent tasks would (a consumer additionally serialises
-`poll()` callers, as the asyncio consumer allows one poller at a time). A `KeyboardInterrupt`
+`poll()` callers, as the asyncio consumer allows one poller at a time; a record loop,
+`for record in consumer`, belongs to the thread that runs it: `close()` from another thread
+while it runs may step the position back to an outdated record). A `KeyboardInterrupt`
 while waiting cancels the submitted call (a cancelled poll keeps its fetch, as in asyncio).
 
 A process forked after the loop started (a pre-forking WSGI server) gets a loop of its own on
@@ -24,8 +26,9 @@ first use; create the blocking objects in the process that uses them.
 
 Shutdown: at interpreter exit (`atexit`) every object still open is closed (producers flush,
 consumers commit as `close()` does), bounded by `close_timeout_s` each, then the loop stops and
-its thread is joined. By then concurrent.futures has stopped its thread pools, so the loop's
-`to_thread` calls (a file offset store's writes) get a thread each.
+its thread is joined; a call still waiting then raises `ConnectionError` instead of waiting for
+ever. By then concurrent.futures has stopped its thread pools, so the loop's `to_thread` calls
+(a file offset store's writes) get a thread each.
 
 Callbacks given to the objects (`send_nowait(callback=...)`, `on_commit=`) run in the loop
 thread: they must not block, nor call back into this module (that would wait for the loop from
@@ -61,7 +64,7 @@ from typing import (
 from lnc_client import admin, consumer, producer, serde, streaming
 from lnc_client.config import Addresses, ClientConfig, ProducerConfig, StandaloneConfig
 from lnc_client.consumer.iteration import RecordLoop, records_of
-from lnc_client.errors import LanceError
+from lnc_client.errors import ConnectionError, LanceError
 from lnc_client.offsets import OffsetStore
 from lnc_client.producer import SendAck
 from lnc_client.producer.batch import RecordValue
@@ -101,17 +104,16 @@ class _LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.open_objects: weakref.WeakSet[_Blocking[Any]] = weakref.WeakSet()
+        self._calls: set[concurrent.futures.Future[Any]] = set()  # waited for by `run`
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(
-                    target=loop.run_forever, name="lnc-client-loop", daemon=True
-                )
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return self._loop
+        """The loop, started on first use; call it holding `_lock`."""
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="lnc-client-loop", daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
 
     def in_loop_thread(self) -> bool:
         """Whether the caller runs in the loop thread (a callback, or a finaliser run there)."""
@@ -126,18 +128,26 @@ class _LoopThread:
                 "a blocking lnc_client.sync call from the loop thread itself (a callback?) "
                 "would wait for itself: use the asyncio API there"
             )
-        future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self._get_loop())
+        with self._lock:  # registered with the loop it runs on: a shutdown cancels it
+            future = asyncio.run_coroutine_threadsafe(_as_coroutine(awaitable), self._get_loop())
+            self._calls.add(future)
         try:
             return future.result()
+        except concurrent.futures.CancelledError:
+            raise ConnectionError("the lnc_client.sync event loop was shut down") from None
         except BaseException:
             future.cancel()
             raise
+        finally:
+            with self._lock:
+                self._calls.discard(future)
 
     def forget(self) -> None:
         """Drop the loop and the objects of a parent process (in a forked child)."""
         self._lock = threading.Lock()
         self._loop = self._thread = None
         self.open_objects = weakref.WeakSet()
+        self._calls = set()
 
     def shutdown(self) -> None:
         """Close what is still open, stop the loop and join its thread (idempotent)."""
@@ -158,6 +168,9 @@ class _LoopThread:
         thread.join(timeout=5)
         with self._lock:
             self._loop = self._thread = None
+            stranded, self._calls = self._calls, set()
+        for call in stranded:  # their loop is stopped: their callers would wait for ever
+            call.cancel()
         if not thread.is_alive():
             loop.close()
 
@@ -612,6 +625,7 @@ class LanceClient(_Blocking[admin.LanceClient]):
         self, address: Addresses | ClientConfig | None = None, config: ClientConfig | None = None
     ) -> None:
         super().__init__(_RUNNER.run(_build(lambda: admin.LanceClient(address, config))))
+        _RUNNER.open_objects.add(self)  # it connects on first use: closed at exit even then
 
     def connect(self) -> Self:
         """Connect now (operations would otherwise connect on first use)."""

@@ -22,6 +22,7 @@ from lnc_client import (
     StandaloneConfig,
     TlvRecord,
     TopicNotFoundError,
+    sync,
 )
 from lnc_client.serde import JSON
 from lnc_client.server import ServerThread
@@ -171,6 +172,38 @@ def test_shutdown_closes_open_objects_and_a_new_loop_starts_after(server: Server
     assert producer.closed
     with LanceClient(client_config(server)) as client:
         assert bytes(client.fetch(topic_id, 0, 100).data).endswith(b"flushed by shutdown")
+
+
+def test_a_client_that_connected_on_first_use_is_closed_by_shutdown(
+    server: ServerThread,
+) -> None:
+    client = LanceClient(client_config(server))
+    client.list_topics()  # connects on first use, without connect() or with
+    shutdown()
+    assert client.connection_state is ConnectionState.CLOSED
+
+
+def test_a_call_waiting_when_the_loop_shuts_down_is_released_with_an_error() -> None:
+    """Its loop stops: without the release its caller would wait for ever."""
+    runner = sync._LoopThread()
+    outcome: list[BaseException] = []
+
+    def caller() -> None:
+        try:
+            runner.run(asyncio.sleep(3600))
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    while not runner._calls:
+        threading.Event().wait(0.01)
+    runner.shutdown()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], lnc_client.ConnectionError)
+    assert "shut down" in str(outcome[0])
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
