@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -44,6 +46,8 @@ LEVELS: Final = frozenset(
 """Fields that go up and down (reported as gauges); every other number is a running count."""
 
 _PERCENTILES: Final = (("p50", 0.5), ("p99", 0.99))
+_SNAPSHOT_S: Final = 0.5
+"""How long one `metrics()` snapshot serves the instruments (one collection reads them all)."""
 
 
 class Measured(Protocol):
@@ -87,6 +91,7 @@ def instrument(
     labels = dict(attributes or {})
     names: list[str] = []
     snapshot = source.metrics()
+    latest = _Latest(source)  # one snapshot serves every instrument of one collection
     if not dataclasses.is_dataclass(snapshot) or isinstance(snapshot, type):
         raise TypeError(f"{source!r}.metrics() is not a metrics snapshot")
     for field in dataclasses.fields(snapshot):
@@ -94,7 +99,7 @@ def instrument(
         if isinstance(value, HistogramSnapshot):
             for suffix, read in _histogram_readers(field.name):
                 name = f"{prefix}.{field.name}.{suffix}"
-                meter.create_observable_gauge(name, [_callback(source, read, labels)], unit="s")
+                meter.create_observable_gauge(name, [_callback(latest, read, labels)], unit="s")
                 names.append(name)
             continue
         if not isinstance(value, int | float) and value is not None:
@@ -102,9 +107,9 @@ def instrument(
         name = f"{prefix}.{field.name}"
         read = _field_reader(field.name)
         if field.name in LEVELS:
-            meter.create_observable_gauge(name, [_callback(source, read, labels)])
+            meter.create_observable_gauge(name, [_callback(latest, read, labels)])
         else:
-            meter.create_observable_counter(name, [_callback(source, read, labels)])
+            meter.create_observable_counter(name, [_callback(latest, read, labels)])
         names.append(name)
     return names
 
@@ -141,13 +146,34 @@ def _percentile(histogram: Callable[[object], HistogramSnapshot], fraction: floa
     return read
 
 
+class _Latest:
+    """`source.metrics()`, taken at most once per `_SNAPSHOT_S`.
+
+    The callbacks of one collection (one per instrument, some 40 of them) read one consistent
+    snapshot, and a blocking object's loop is asked once, not 40 times.
+    """
+
+    def __init__(self, source: Measured) -> None:
+        self._source = source
+        self._taken_at = -math.inf
+        self._snapshot: object = None
+
+    def get(self) -> object:
+        now = time.monotonic()
+        if now - self._taken_at >= _SNAPSHOT_S:
+            self._snapshot, self._taken_at = self._source.metrics(), now
+        return self._snapshot
+
+
 def _callback(
-    source: Measured, read: Reader, labels: Mapping[str, str]
+    latest: _Latest, read: Reader, labels: Mapping[str, str]
 ) -> Callable[[CallbackOptions], Iterable[Observation]]:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         from opentelemetry.metrics import Observation
 
-        value = read(source.metrics())
-        return [] if value is None else [Observation(value, dict(labels))]
+        value = read(latest.get())
+        if value is None or not math.isfinite(value):  # a percentile in the overflow bucket
+            return []
+        return [Observation(value, dict(labels))]
 
     return observe

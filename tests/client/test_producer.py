@@ -232,17 +232,19 @@ async def test_a_lone_record_does_not_linger(connect: Callable[..., Awaitable[Pr
 async def test_linger_seals_once_per_batch_while_one_is_in_flight(
     server: LanceServer, connect: Callable[..., Awaitable[Producer]]
 ) -> None:
-    producer = await connect(cfg(linger_ms=40))
-    server.faults = FaultConfig(ack_delay_ms=400)
+    # margins wide enough for a loaded CI machine: checks at 50 ms and 350 ms around a 200 ms
+    # linger, all well before batch 1's Ack at 1 s
+    producer = await connect(cfg(linger_ms=200))
+    server.faults = FaultConfig(ack_delay_ms=1000)
     first = await producer.send_handle(1, rec(0))
     await asyncio.sleep(0)  # batch 1 goes at once and stays in flight
     started = time.monotonic()
     handles = [await producer.send_handle(1, rec(i)) for i in range(1, 6)]
-    await asyncio.sleep(0.02)
+    await asyncio.sleep(0.05)
     assert producer.metrics().batches_sent == 1  # batch 2 lingers
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)
     assert producer.metrics().batches_sent == 2  # sealed by its linger, not by batch 1's ack
-    assert time.monotonic() - started >= 0.035
+    assert time.monotonic() - started >= 0.195
     assert not first.done()
     server.faults = FaultConfig()
     assert await asyncio.gather(*handles) == [SendAck(2, 1, i) for i in range(5)]
