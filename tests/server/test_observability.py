@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -11,8 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lnc_client import LanceClient, Producer
+from lnc_client.errors import LanceError
 from lnc_client.server import LanceServer
+from lnc_client.server.storage.segments import TopicSnapshot
 
 
 async def http(address: str, method: str, path: str) -> tuple[int, dict[str, str], str]:
@@ -27,6 +32,25 @@ async def http(address: str, method: str, path: str) -> tuple[int, dict[str, str
     headers = dict(line.split(": ", 1) for line in header_lines)
     assert int(headers["Content-Length"]) == len(body.encode())
     return int(status_line.split()[1]), headers, body
+
+
+async def test_a_fetch_that_failed_to_read_is_not_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with LanceServer(tmp_path / "data", port=0) as server:
+        async with LanceClient(server.address) as client:
+            topic = await client.create_topic("m")
+            async with Producer(server.address) as producer:
+                await producer.send(topic.id, b"y")
+
+            def broken(*_: object) -> bytes:
+                raise OSError(errno.EIO, "Input/output error")
+
+            monkeypatch.setattr(TopicSnapshot, "read", broken)
+            with pytest.raises(LanceError, match="I/O error"):
+                await client.fetch(topic.id, 0, 1000)
+        metrics = server.metrics()
+        assert (metrics.fetches, metrics.fetch_bytes) == (0, 0)
 
 
 async def test_metrics_count_connections_requests_ingest_and_fetches(tmp_path: Path) -> None:

@@ -417,20 +417,19 @@ class Commands:
             size = min(size, cap)
         if size <= 0:
             return _fetch_frame(start, b"")
-        stats = self._state.stats
-        stats.fetches += 1
-        stats.fetch_bytes += size
-        loop = asyncio.get_running_loop()
-        return _read_window(loop, snapshot, start, size)
+        return _read_window(snapshot, start, size, self._state.stats)
 
 
-async def _read_window(
-    loop: asyncio.AbstractEventLoop, snapshot: TopicSnapshot, start: int, size: int
-) -> Reply:
+async def _read_window(snapshot: TopicSnapshot, start: int, size: int, stats: ServerStats) -> Reply:
+    """Read a window in a thread; a fetch that returned data is counted (as `fetches` says)."""
+    loop = asyncio.get_running_loop()
     try:
-        return await loop.run_in_executor(None, _read_frame, snapshot, start, size)
+        reply = await loop.run_in_executor(None, _read_frame, snapshot, start, size)
     except OSError as error:
         return error_frame(io_error_text(error))
+    stats.fetches += 1
+    stats.fetch_bytes += size
+    return reply
 
 
 def _read_frame(snapshot: TopicSnapshot, start: int, size: int) -> Reply:
